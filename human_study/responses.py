@@ -1,0 +1,123 @@
+"""The responses contract (`responses/*.csv`): one row per trial an observer answered.
+
+Human and model observers share these columns (DESIGN.md), so every statistic treats a model as
+one more observer; predictions add columns of their own (see `benchmark.predictions`). Rows are
+appended and fsync'ed one trial at a time: killing the process loses at most the trial on screen,
+and an existing file is only ever appended to."""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import pandas as pd
+
+from stimuli.errors import BadInput, where
+from stimuli.tables import (Schema, is_bool, is_float, is_int, is_sha256, non_empty, one_of,
+                            read_csv)
+
+AGENT_KINDS = ("human", "model")
+PHASES = ("main", "practice", "catch")
+
+CORE_COLUMNS = ("agent", "agent_kind", "session", "trial_id", "sha256", "response", "correct",
+                "rt_s", "order", "block", "choice_order", "timestamp", "simulated")
+# Recorded by the experiment beside the core columns: which part of the session the trial
+# belonged to (statistics use `main` only; empty means main), the hashes that tie the file to
+# its plan and manifest, software versions, and per-trial frame timing.
+EXPERIMENT_COLUMNS = ("phase", "plan_sha256", "manifest_sha256", "software", "stim_intended_s",
+                      "stim_onset_s", "stim_duration_s", "dropped_frames", "refresh_hz")
+
+RESPONSES_SCHEMA = Schema(
+    name="responses",
+    required=CORE_COLUMNS,
+    optional=EXPERIMENT_COLUMNS,
+    checks={
+        "agent": non_empty,
+        "agent_kind": one_of(AGENT_KINDS),
+        "trial_id": non_empty,
+        "sha256": is_sha256,
+        "correct": is_bool,
+        "rt_s": is_float(0.0, None, allow_empty=True),
+        "order": is_int(0),
+        "block": is_int(0),
+        "simulated": is_bool,
+        "phase": lambda v: None if v in ("",) + PHASES else f"expected one of {', '.join(PHASES)}",
+    },
+)
+
+
+class ResponseWriter:
+    """Appends one row per trial to a responses CSV and makes it durable before returning.
+
+    `mode="new"` refuses an existing file (nothing is overwritten); `mode="append"` continues
+    one whose header matches. Use as a context manager."""
+
+    def __init__(self, path: str | Path, columns: Sequence[str] = RESPONSES_SCHEMA.columns,
+                 mode: str = "new"):
+        self.path = Path(path)
+        self.columns = list(columns)
+        exists = self.path.exists() and self.path.stat().st_size > 0
+        if mode == "new" and exists:
+            raise BadInput(f"{self.path}: a responses file already exists; resume it or choose "
+                           f"another participant/session (nothing is overwritten)")
+        if mode not in ("new", "append"):
+            raise ValueError(f"mode must be 'new' or 'append', got {mode!r}")
+        if exists:
+            with open(self.path, newline="", encoding="utf-8") as fh:
+                header = next(csv.reader(fh), [])
+            if header != self.columns:
+                raise BadInput(f"{where(self.path, 1)}: header does not match the columns this "
+                               f"writer appends ({len(header)} vs {len(self.columns)} columns)")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fh = open(self.path, "a", newline="", encoding="utf-8")
+        self._writer = csv.DictWriter(self._fh, fieldnames=self.columns, lineterminator="\n")
+        if not exists:
+            self._writer.writeheader()
+            self._sync()
+
+    def write(self, row: Mapping[str, object]) -> None:
+        unknown = set(row) - set(self.columns)
+        if unknown:
+            raise ValueError(f"unknown response column(s): {sorted(unknown)}")
+        self._writer.writerow({c: _cell(row.get(c, "")) for c in self.columns})
+        self._sync()
+
+    def _sync(self) -> None:
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+
+    def close(self) -> None:
+        if not self._fh.closed:
+            self._sync()
+            self._fh.close()
+
+    def __enter__(self) -> "ResponseWriter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return "" if value != value else repr(round(value, 6))
+    return str(value)
+
+
+def read_responses(path: str | Path, schema: Schema = RESPONSES_SCHEMA) -> pd.DataFrame:
+    """Read and validate one responses (or predictions) file; `correct`/`simulated` become bools
+    and `rt_s` a float column. A torn last line (the process was killed mid-write) is an error
+    naming the row, never silently dropped."""
+    df = read_csv(path, schema)
+    for col in ("correct", "simulated"):
+        df[col] = df[col] == "true"
+    df["rt_s"] = pd.to_numeric(df["rt_s"].replace("", float("nan")))
+    df["order"] = df["order"].astype(int)
+    df["block"] = df["block"].astype(int)
+    return df

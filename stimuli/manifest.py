@@ -1,0 +1,142 @@
+"""The trial manifest (`trials.csv`): the contract every other part reads.
+
+One row per trial stimulus. The versions of one frame or clip share an `item_id`; `sha256` lets any
+reader prove that people and models saw identical pixels. This module is the schema's one
+definition, its validator, and the helpers that hash stimuli; writers build rows and call
+`write_manifest`, readers call `read_manifest`."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Iterable, Mapping
+
+import pandas as pd
+
+from .errors import BadInput, where
+from .tables import (Schema, file_sha256, is_float, is_int, is_sha256, non_empty, one_of,
+                     read_csv, write_csv_atomic)
+
+CONDITIONS = ("original", "body", "background", "conflict")
+SPLITS = ("train", "val", "test")
+CHOICE_SEP = ";"
+
+MANIFEST_SCHEMA = Schema(
+    name="trial manifest",
+    required=("trial_id", "item_id", "action", "condition", "split", "stimulus", "n_frames", "fps",
+              "sha256", "choices", "source", "frame", "mask_fraction", "segmenter"),
+    # body_action/background_action: conflict rows only. mask_iou: IoU of the mask used with the
+    # exact mask, known for synthetic data (empty for real video).
+    optional=("body_action", "background_action", "mask_iou"),
+    checks={
+        "trial_id": non_empty,
+        "item_id": non_empty,
+        "action": non_empty,
+        "condition": one_of(CONDITIONS),
+        "split": one_of(SPLITS),
+        "stimulus": non_empty,
+        "n_frames": is_int(1),
+        "fps": is_float(0.0, 1000.0),
+        "sha256": is_sha256,
+        "choices": non_empty,
+        "frame": is_int(0),
+        "mask_fraction": is_float(0.0, 1.0),
+        "mask_iou": is_float(0.0, 1.0, allow_empty=True),
+    },
+    unique=("trial_id",),
+)
+COLUMNS = MANIFEST_SCHEMA.columns
+
+
+def stimulus_frames(stimulus: Path) -> list[Path]:
+    """The PNG frames of a stimulus: the file itself, or a clip folder's PNGs in name order."""
+    if stimulus.is_dir():
+        return sorted(p for p in stimulus.iterdir() if p.suffix.lower() == ".png")
+    return [stimulus]
+
+
+def stimulus_sha256(stimulus: Path) -> str:
+    """A PNG's sha256, or for a clip folder the sha256 of its frames' hex digests joined by
+    newlines in file-name order (DESIGN.md)."""
+    if stimulus.is_dir():
+        digests = [file_sha256(p) for p in stimulus_frames(stimulus)]
+        return hashlib.sha256("\n".join(digests).encode("ascii")).hexdigest()
+    return file_sha256(stimulus)
+
+
+def split_choices(choices: str) -> list[str]:
+    return [c for c in choices.split(CHOICE_SEP) if c]
+
+
+def join_choices(choices: Iterable[str]) -> str:
+    choices = list(choices)
+    bad = [c for c in choices if CHOICE_SEP in c or not c]
+    if bad:
+        raise BadInput(f"action name {bad[0]!r} cannot be offered as a choice: "
+                       f"names must be non-empty and free of {CHOICE_SEP!r}")
+    return CHOICE_SEP.join(choices)
+
+
+def write_manifest(path: str | Path, rows: Iterable[Mapping[str, object]]) -> Path:
+    """Write rows (dicts keyed by COLUMNS) sorted by trial_id, atomically, so the same rows give
+    a byte-identical file."""
+    rows = sorted(rows, key=lambda r: str(r["trial_id"]))
+    path = Path(path)
+    write_csv_atomic(path, rows, COLUMNS)
+    return path
+
+
+def read_manifest(path: str | Path, check_files: bool = True,
+                  check_hashes: bool = True) -> pd.DataFrame:
+    """Read and validate a manifest. Adds `path` (absolute stimulus path) and `choice_list`.
+
+    Beyond the schema: conflict rows must name both actions, every row's action must be among
+    its choices, stimuli must exist and (with check_hashes) match their sha256."""
+    path = Path(path)
+    df = read_csv(path, MANIFEST_SCHEMA)
+    if df.empty:
+        raise BadInput(f"{path}: the manifest has no trials")
+    root = path.parent
+    paths, choice_lists = [], []
+    for i, row in enumerate(df.itertuples(index=False)):
+        r = i + 2
+        choices = split_choices(row.choices)
+        if row.action not in choices:
+            raise BadInput(f"{where(path, r, 'choices')}: the true action {row.action!r} "
+                           f"is not among the offered choices {row.choices!r}")
+        if len(set(choices)) != len(choices):
+            raise BadInput(f"{where(path, r, 'choices')}: an action is offered twice in "
+                           f"{row.choices!r}")
+        if row.condition == "conflict":
+            for col in ("body_action", "background_action"):
+                if not getattr(row, col):
+                    raise BadInput(f"{where(path, r, col)}: a conflict trial needs {col}")
+            if row.body_action != row.action:
+                raise BadInput(f"{where(path, r, 'action')}: a conflict trial's action is its "
+                               f"body_action {row.body_action!r}, got {row.action!r}")
+        stim = root / row.stimulus
+        if check_files:
+            if not stim.exists():
+                raise BadInput(f"{where(path, r, 'stimulus')}: stimulus {str(stim)!r} is missing")
+            frames = stimulus_frames(stim)
+            if len(frames) != int(row.n_frames):
+                raise BadInput(f"{where(path, r, 'n_frames')}: expected {row.n_frames} frame(s) "
+                               f"in {str(stim)!r}, found {len(frames)}")
+            if check_hashes and stimulus_sha256(stim) != row.sha256:
+                raise BadInput(f"{where(path, r, 'sha256')}: {str(stim)!r} does not match its "
+                               f"sha256 (the image changed after the manifest was written)")
+        paths.append(stim)
+        choice_lists.append(choices)
+    df["path"] = paths
+    df["choice_list"] = choice_lists
+    return df
+
+
+def manifest_sha256(path: str | Path) -> str:
+    """Hash of the manifest file itself, recorded by every run that reads it."""
+    return file_sha256(path)
+
+
+def actions_of(df: pd.DataFrame) -> list[str]:
+    """The manifest's action vocabulary in a fixed (sorted) order: class index i is actions[i]."""
+    return sorted(set(df["action"]))
