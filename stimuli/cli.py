@@ -90,8 +90,10 @@ def _synth(args: argparse.Namespace) -> int:
 
 def _register_build(s: argparse._SubParsersAction) -> None:
     """Real-video path: `build` and `merge` (stimuli.build)."""
+    import importlib
+
     try:
-        from . import build
+        build = importlib.import_module(f"{__package__}.build")
     except ModuleNotFoundError as exc:
         if exc.name != f"{__package__}.build":
             raise
