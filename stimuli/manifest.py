@@ -25,9 +25,11 @@ MANIFEST_SCHEMA = Schema(
     name="trial manifest",
     required=("trial_id", "item_id", "action", "condition", "split", "stimulus", "n_frames", "fps",
               "sha256", "choices", "source", "frame", "mask_fraction", "segmenter"),
-    # body_action/background_action: conflict rows only. mask_iou: IoU of the mask used with the
+    # body_action/background_action/background_item: conflict rows only (background_item is the
+    # item whose inpainted background the body was placed on, so a two-stream model can be fed
+    # exactly the two views the composite was made of). mask_iou: IoU of the mask used with the
     # exact mask, known for synthetic data (empty for real video).
-    optional=("body_action", "background_action", "mask_iou"),
+    optional=("body_action", "background_action", "background_item", "mask_iou"),
     checks={
         "trial_id": non_empty,
         "item_id": non_empty,
@@ -108,7 +110,7 @@ def read_manifest(path: str | Path, check_files: bool = True,
             raise BadInput(f"{where(path, r, 'choices')}: an action is offered twice in "
                            f"{row.choices!r}")
         if row.condition == "conflict":
-            for col in ("body_action", "background_action"):
+            for col in ("body_action", "background_action", "background_item"):
                 if not getattr(row, col):
                     raise BadInput(f"{where(path, r, col)}: a conflict trial needs {col}")
             if row.body_action != row.action:

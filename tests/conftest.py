@@ -65,7 +65,8 @@ def write_toy_manifest(root: Path, actions=("clap", "kick", "wave"), items_per_s
                     rng.shuffle(cchoices)
                     row = _row(root, item_id, action, "conflict", split, frames, cchoices, mask,
                                clip_frames)
-                    row.update(body_action=action, background_action=other)
+                    row.update(body_action=action, background_action=other,
+                               background_item=f"{other}_{split}{n:02d}")
                     rows.append(row)
     return write_manifest(root / "trials.csv", rows)
 
