@@ -1,0 +1,80 @@
+"""The demo and the studies: the effect checks on known summaries (fast) and the quick demo end to
+end through the CLI (slow)."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from benchmark.cli import main
+from benchmark.demo import DemoConfig, effect_checks
+
+
+def _summary(base_body: float, dn_body: float, base_orig: float, dn_orig: float,
+             bg: float = 0.6, chance: float = 0.125) -> dict:
+    def cell(acc):
+        return {"accuracy": acc, "ci_low": acc - 0.05, "ci_high": acc + 0.05, "chance": chance}
+
+    return {"groups": {
+        "baseline": {"original": cell(base_orig), "body": cell(base_body),
+                     "background": cell(bg)},
+        "domainnet": {"original": cell(dn_orig), "body": cell(dn_body),
+                      "background": cell(bg)}}}
+
+
+def test_effect_checks_hold_on_the_papers_pattern():
+    checks = effect_checks(_summary(base_body=0.20, dn_body=0.62, base_orig=0.52, dn_orig=0.66))
+    assert [c["holds"] for c in checks] == [True, True, True, True]
+
+
+@pytest.mark.parametrize("kwargs, failing", [
+    (dict(base_body=0.45, dn_body=0.90, base_orig=0.8, dn_orig=0.8), 0),   # baseline not near chance
+    (dict(base_body=0.20, dn_body=0.40, base_orig=0.8, dn_orig=0.8), 1),   # gap < 30 points
+    (dict(base_body=0.20, dn_body=0.70, base_orig=0.8, dn_orig=0.75), 2),  # DomainNet worse on original
+    (dict(base_body=0.20, dn_body=0.70, base_orig=0.8, dn_orig=0.8, bg=0.2), 3),
+])
+def test_effect_checks_fail_when_a_criterion_fails(kwargs, failing):
+    checks = effect_checks(_summary(**kwargs))
+    assert [i for i, c in enumerate(checks) if not c["holds"]] == [failing]
+
+
+def test_quick_config_is_small():
+    quick, full = DemoConfig.quick_config(), DemoConfig()
+    assert quick.quick and not full.quick
+    assert quick.actions < full.actions and quick.epochs < full.epochs
+
+
+@pytest.mark.slow
+def test_quick_demo_end_to_end(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--quick", "--out", str(out)]) == 0
+    summary = json.loads((out / "report" / "summary.json").read_text())
+    groups = summary["groups"]
+    human = [g for g in groups if "simulated" in g]
+    assert human, f"simulated humans must be labelled as such, got {list(groups)}"
+    for g in (*human, "baseline", "domainnet"):
+        for cond in ("original", "body", "background", "conflict"):
+            s = groups[g][cond]
+            assert 0.0 <= s["ci_low"] <= s["accuracy"] <= s["ci_high"] <= 1.0
+            assert 0.0 < s["chance"] < 1.0
+    demo = json.loads((out / "demo.json").read_text())
+    assert set(demo["timings"]["stages_s"]) >= {"stimuli", "train baseline", "train domainnet",
+                                                "evaluate baseline", "evaluate domainnet",
+                                                "simulated observers", "report"}
+    assert (out / "report" / "report.html").stat().st_size > 10_000
+    assert (out / "demo_run.json").exists()
+    # nothing is overwritten: a second run into the same folder is refused
+    assert main(["demo", "--quick", "--out", str(out)]) == 2
+    assert "not empty" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_quick_loss_ablation_study(tmp_path):
+    out = tmp_path / "study"
+    assert main(["study", "loss-ablation", "--quick", "--out", str(out)]) == 0
+    table = pd.read_csv(out / "loss_terms.csv")
+    assert set(table["loss_terms"]) == {"all", "combined-only"}
+    assert set(table["condition"]) >= {"original", "body", "background"}
+    assert (out / "loss_terms.png").exists() and (out / "loss_terms.svg").exists()
