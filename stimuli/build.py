@@ -1,0 +1,388 @@
+"""The real-video path: action videos in, a matched trial set out (`bodyscene stimuli build`).
+
+Per video: decode evenly spaced frames (or clip windows), find the people with a segmenter, keep
+one person mask per frame by a policy, and hand the items to the trial-set writer. Segmentation is
+the slow part (yolov8x-seg: seconds per frame on a CPU), so everything else runs beside it: a
+reader thread decodes the next videos while the model works, and a small thread pool composes
+and writes PNGs. Nothing a bad video does stops the run: it lands in rejected.csv with a reason.
+`--shard i/n` builds a deterministic 1/n of the videos; `merge` joins the shards."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import queue
+import re
+import threading
+import zlib
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from tqdm import tqdm
+
+from .compose import MaskNoise
+from .errors import BadInput
+from .provenance import write_run_record
+from .segment import People, Segmenter
+from .tables import Schema, is_int, non_empty, read_csv, write_csv_atomic
+from .trialset import Item, TrialSetConfig, TrialSetWriter, finalize
+from .video import Clip, Video, VideoError, discover_videos, read_windows
+
+POLICIES = ("single", "largest", "union")
+REJECTED_SCHEMA = Schema(
+    name="rejected list", required=("video", "frame", "reason"),
+    checks={"video": non_empty, "reason": non_empty,
+            "frame": lambda v: None if v == "" else is_int(0)(v)})
+_RECORD = re.compile(r"^build\.shard-(\d+)-of-(\d+)\.json$")
+_REJECTED_SHARD = re.compile(r"^rejected\.shard-(\d+)-of-(\d+)\.csv$")
+
+
+@dataclass
+class BuildConfig:
+    videos: str
+    weights: str
+    out: str
+    frames_per_clip: int = 3        # windows sampled evenly per video (each clip_frames long)
+    policy: str = "single"          # the paper's: exactly one person on every sampled frame
+    min_mask: float = 0.005         # smallest person mask kept, as a fraction of the frame
+    shard: tuple[int, int] = (0, 1)
+    imgsz: int = 640
+    conf: float = 0.25
+    batch: int = 1                  # frames per inference call (raise it on a GPU)
+    device: str | None = None
+    workers: int = 2                # composition/PNG-writing threads
+    seed: int = 0
+    trials: TrialSetConfig = field(default_factory=TrialSetConfig)
+
+    def check(self) -> None:
+        if self.policy not in POLICIES:
+            raise BadInput(f"--policy: expected one of {', '.join(POLICIES)}, got {self.policy!r}")
+        if self.frames_per_clip < 1:
+            raise BadInput(f"--frames-per-clip: at least 1, got {self.frames_per_clip}")
+        if self.trials.clip_frames < 1:
+            raise BadInput(f"--clip-frames: at least 1, got {self.trials.clip_frames}")
+        if not 0.0 <= self.min_mask < 1.0:
+            raise BadInput(f"--min-mask: a fraction of the frame in [0, 1), got {self.min_mask}")
+        if self.workers < 1:
+            raise BadInput(f"--workers: at least 1, got {self.workers}")
+        i, n = self.shard
+        if not (n >= 1 and 0 <= i < n):
+            raise BadInput(f"--shard: expected i/n with 0 <= i < n, got {i}/{n}")
+
+
+@dataclass(frozen=True)
+class Rejection:
+    video: str
+    frame: int | None
+    reason: str
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """'i/n' (0-based: a cluster array of n tasks numbered 0..n-1)."""
+    try:
+        i, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise BadInput(f"--shard: expected i/n such as 0/4, got {text!r}") from None
+    if not (n >= 1 and 0 <= i < n):
+        raise BadInput(f"--shard: expected i/n with 0 <= i < n (numbered from 0), got {text!r}")
+    return i, n
+
+
+def in_shard(key: str, shard: tuple[int, int]) -> bool:
+    """Which shard a video belongs to depends only on its key, so any n tasks split any dataset
+    the same way on any machine."""
+    i, n = shard
+    return zlib.crc32(key.encode("utf-8")) % n == i
+
+
+def item_id(video: Video, start: int) -> str:
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", video.action).strip("-") or "action"
+    return f"{slug}_{video.index:03d}_f{start:05d}"
+
+
+def choose_masks(clip: Clip, people: list[list[People]], policy: str, min_mask: float,
+                 segmenter: str) -> tuple[list[Item], list[Rejection]]:
+    """Turn one video's windows and the people found on them into items and rejections.
+
+    `people[j][t]` are the people on frame t of window j. A frame without a person, or whose
+    chosen mask covers less than `min_mask` of it, loses its window; under `single`, a frame
+    with no person or several loses the whole video (the paper kept only videos showing exactly
+    one person on every sampled frame)."""
+    video = clip.video
+    rejected: dict[tuple[int, str], Rejection] = {}
+    chosen: list[tuple[int, np.ndarray, np.ndarray] | None] = []
+    drop_video = False
+    for (start, frames), found in zip(clip.windows, people):
+        masks, ok = [], True
+        for t, p in enumerate(found):
+            f = start + t
+            reason = None
+            if policy == "single" and len(p) != 1:
+                drop_video = True
+            if len(p) == 0:
+                reason = "no person detected"
+            elif policy == "single" and len(p) > 1:
+                reason = (f"{len(p)} people detected (policy single keeps a video only if "
+                          f"every sampled frame shows exactly one person)")
+            else:
+                if policy == "union" or len(p) == 1:
+                    mask = p.masks.any(axis=0)
+                else:  # largest
+                    mask = p.masks[int(np.argmax(p.masks.reshape(len(p), -1).sum(axis=1)))]
+                frac = float(mask.mean())
+                if frac < min_mask:
+                    reason = (f"person mask covers {100 * frac:.2f}% of the frame, below "
+                              f"--min-mask {100 * min_mask:.2f}%")
+                masks.append(mask)
+            if reason:
+                ok = False
+                rejected.setdefault((f, reason), Rejection(video.key, f, reason))
+        chosen.append((start, frames, np.stack(masks)) if ok else None)
+    items = []
+    if drop_video:
+        return [], sorted(rejected.values(), key=lambda r: (r.frame, r.reason))
+    for entry in chosen:
+        if entry is None:
+            continue
+        start, frames, masks = entry
+        items.append(Item(item_id=item_id(video, start), action=video.action, split=video.split,
+                          source=video.key, frame=start, fps=clip.fps, frames=frames,
+                          masks=masks, segmenter=segmenter))
+    return items, sorted(rejected.values(), key=lambda r: (r.frame, r.reason))
+
+
+_DONE = object()
+
+
+def _reader(videos: list[Video], cfg: BuildConfig, q: queue.Queue, stop: threading.Event) -> None:
+    """Decode videos ahead of the segmenter; a bad video becomes a Rejection in the queue."""
+    for video in videos:
+        if stop.is_set():
+            return
+        try:
+            got: object = read_windows(video, cfg.frames_per_clip, cfg.trials.clip_frames)
+        except VideoError as exc:
+            got = Rejection(video.key, None, str(exc))
+        except Exception as exc:  # a decoder crash is still one video's problem
+            got = Rejection(video.key, None, f"unreadable video: {type(exc).__name__}: {exc}")
+        while not stop.is_set():
+            try:
+                q.put(got, timeout=0.2)
+                break
+            except queue.Full:
+                continue
+    q.put(_DONE)
+
+
+def _next_batch(q: queue.Queue, want_frames: int) -> tuple[list[object], bool]:
+    """Block for one decoded video, then take whatever else is ready up to `want_frames`
+    frames, so a GPU gets full batches and a CPU never waits for them."""
+    got, frames, done = [], 0, False
+    first = True
+    while first or frames < want_frames:
+        try:
+            entry = q.get() if first else q.get_nowait()
+        except queue.Empty:
+            break
+        first = False
+        if entry is _DONE:
+            done = True
+            break
+        got.append(entry)
+        if isinstance(entry, Clip):
+            frames += sum(len(w) for _, w in entry.windows)
+    return got, done
+
+
+def build(cfg: BuildConfig, segmenter: Segmenter | None = None) -> Path:
+    """Build this shard's items; unsharded, also finalize. Returns trials.csv (unsharded) or the
+    shard's item list."""
+    cfg.check()
+    out = Path(cfg.out)
+    i, n = cfg.shard
+    videos, skipped = discover_videos(cfg.videos)
+    mine = [v for v in videos if in_shard(v.key, cfg.shard)]
+    if segmenter is None:
+        from .segment import YoloSegmenter
+
+        segmenter = YoloSegmenter(cfg.weights, imgsz=cfg.imgsz, conf=cfg.conf, batch=cfg.batch,
+                                  device=cfg.device)
+    rejected_path = out / ("rejected.csv" if n == 1 else f"rejected.shard-{i}-of-{n}.csv")
+    if rejected_path.exists():
+        raise BadInput(f"{rejected_path}: this shard was already built here; choose a new --out "
+                       f"(nothing is overwritten)")
+    writer = TrialSetWriter(out, cfg.trials, shard=cfg.shard)
+    write_run_record(out, cfg, cfg.seed, name=f"build.shard-{i}-of-{n}.json",
+                     segmenter=segmenter.name, n_videos=len(mine))
+    rejections = [Rejection(s.key, None, s.reason) for s in skipped if in_shard(s.key, cfg.shard)]
+    n_items = _run(mine, cfg, segmenter, writer, rejections)
+    writer.close()
+    write_rejected(rejected_path, rejections)
+    bad_videos = len({r.video for r in rejections})
+    print(f"shard {i}/{n}: {n_items} items from {len(mine)} videos; {len(rejections)} "
+          f"rejection(s) in {bad_videos} video(s), see {rejected_path}")
+    if n == 1:
+        return finalize(out, cfg.trials, run_config=cfg)
+    return writer.items_file
+
+
+def _run(videos: list[Video], cfg: BuildConfig, segmenter: Segmenter, writer: TrialSetWriter,
+         rejections: list[Rejection]) -> int:
+    """The overlapped pipeline: reader thread -> segmenter (this thread) -> writer pool."""
+    q: queue.Queue = queue.Queue(maxsize=4)
+    stop = threading.Event()
+    reader = threading.Thread(target=_reader, args=(videos, cfg, q, stop), daemon=True,
+                              name="bodyscene-video-reader")
+    reader.start()
+    pending: set[Future] = set()
+    n_items = 0
+    try:
+        with ThreadPoolExecutor(cfg.workers, thread_name_prefix="bodyscene-compose") as pool, \
+                tqdm(total=len(videos), desc="videos", unit="video", leave=False) as bar:
+            done = False
+            while not done:
+                got, done = _next_batch(q, max(1, segmenter.batch))
+                clips = [g for g in got if isinstance(g, Clip)]
+                rejections.extend(g for g in got if isinstance(g, Rejection))
+                frames = [f for c in clips for _, w in c.windows for f in w]
+                found = segmenter.segment(frames) if frames else []
+                if len(found) != len(frames):
+                    raise RuntimeError(f"segmenter {segmenter.name} returned {len(found)} "
+                                       f"results for {len(frames)} frames")
+                k = 0
+                for clip in clips:
+                    per_window = []
+                    for _, w in clip.windows:
+                        per_window.append(found[k:k + len(w)])
+                        k += len(w)
+                    items, rej = choose_masks(clip, per_window, cfg.policy, cfg.min_mask,
+                                              segmenter.name)
+                    rejections.extend(rej)
+                    for item in items:
+                        # bound the items held in memory: wait while the pool is saturated
+                        while len(pending) >= 2 * cfg.workers:
+                            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                            for f in finished:
+                                f.result()
+                        pending.add(pool.submit(writer.add, item))
+                        n_items += 1
+                bar.update(len(got))
+            for f in pending:
+                f.result()
+    finally:
+        stop.set()
+        reader.join(timeout=5)
+    return n_items
+
+
+def write_rejected(path: Path, rejections: list[Rejection]) -> Path:
+    rows = sorted(({"video": r.video, "frame": "" if r.frame is None else r.frame,
+                    "reason": r.reason} for r in rejections),
+                  key=lambda r: (r["video"], -1 if r["frame"] == "" else r["frame"], r["reason"]))
+    write_csv_atomic(path, rows, REJECTED_SCHEMA.columns)
+    return path
+
+
+# --- merge ------------------------------------------------------------------------------------
+
+def trials_config_from_record(data: dict) -> TrialSetConfig:
+    """The TrialSetConfig a shard was built with, from its run record."""
+    d = dict(data)
+    names = {f.name for f in dataclasses.fields(TrialSetConfig)}
+    d = {k: v for k, v in d.items() if k in names}
+    if d.get("fill") is not None:
+        d["fill"] = tuple(d["fill"])
+    if d.get("mask_noise"):
+        d["mask_noise"] = MaskNoise(**d["mask_noise"])
+    return TrialSetConfig(**d)
+
+
+def merge(out: str | Path) -> Path:
+    """Join all shards in `out` into trials.csv and rejected.csv, with the trial settings the
+    shards were built with (they must agree)."""
+    out = Path(out)
+    records = sorted(p for p in out.glob("build.shard-*-of-*.json") if _RECORD.match(p.name))
+    if not records:
+        raise BadInput(f"{out}: no shard records (build.shard-I-of-N.json); build the shards "
+                       f"with `bodyscene stimuli build --shard I/N --out {out}` first")
+    trials, first = None, None
+    for p in records:
+        try:
+            data = json.loads(p.read_text(encoding="utf-8"))["config"]["trials"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise BadInput(f"{p}: not a readable build record ({exc})") from None
+        if trials is None:
+            trials, first = data, p
+        elif data != trials:
+            raise BadInput(f"{p}: built with different trial settings than {first.name} "
+                           f"(e.g. --clip-frames, --k, --seed); shards must share them")
+    cfg = trials_config_from_record(trials)
+    manifest = finalize(out, cfg, run_config={"merged_shards": [p.name for p in records],
+                                              "trials": cfg})
+    rows = []
+    for p in sorted(out.glob("rejected.shard-*-of-*.csv")):
+        if _REJECTED_SHARD.match(p.name):
+            rows.extend(read_csv(p, REJECTED_SCHEMA).to_dict("records"))
+    target = out / "rejected.csv"
+    if not target.exists():
+        write_rejected(target, [Rejection(r["video"], int(r["frame"]) if r["frame"] else None,
+                                          r["reason"]) for r in rows])
+    print(f"merged {len(records)} shard(s): {manifest}; {len(rows)} rejection(s) in {target}")
+    return manifest
+
+
+# --- CLI --------------------------------------------------------------------------------------
+
+def register(s: argparse._SubParsersAction, add_composition_args: Callable,
+             composition_config: Callable) -> None:
+    p = s.add_parser("build", help="make a trial set from action videos (HAA500 or a flat "
+                                   "folder), segmenting people with a local YOLO model")
+    p.add_argument("--videos", required=True,
+                   help="HAA500 folder (video/<action>/<action>_<NNN>.mp4) or a flat folder of "
+                        "<action>_<NNN>.mp4")
+    p.add_argument("--weights", required=True,
+                   help="local Ultralytics segmentation weights, e.g. yolov8x-seg.pt")
+    p.add_argument("--out", required=True, help="output folder (shards of one run share it)")
+    p.add_argument("--frames-per-clip", type=int, default=3,
+                   help="frames (or clip windows) sampled evenly from each video")
+    p.add_argument("--policy", choices=POLICIES, default="single",
+                   help="people per video: single = keep a video only if every sampled frame "
+                        "shows exactly one person (the paper's); largest; union")
+    p.add_argument("--min-mask", type=float, default=0.005,
+                   help="reject frames whose person mask covers less than this fraction")
+    p.add_argument("--shard", default="0/1",
+                   help="build shard i of n (0-based), e.g. $SLURM_ARRAY_TASK_ID/16; "
+                        "then `bodyscene stimuli merge --out DIR`")
+    p.add_argument("--imgsz", type=int, default=640, help="YOLO inference size")
+    p.add_argument("--conf", type=float, default=0.25, help="YOLO detection threshold")
+    p.add_argument("--batch", type=int, default=1, help="frames per inference call (GPU: 16+)")
+    p.add_argument("--device", default=None, help="e.g. cpu, 0, cuda:1 (default: auto)")
+    p.add_argument("--workers", type=int, default=2, help="composition/writing threads")
+    p.add_argument("--seed", type=int, default=0)
+    add_composition_args(p)
+    p.set_defaults(func=lambda a: _build(a, composition_config))
+
+    m = s.add_parser("merge", help="join the shards of a `build --shard i/n` run")
+    m.add_argument("--out", required=True, help="the folder the shards were built into")
+    m.set_defaults(func=_merge)
+
+
+def _build(args: argparse.Namespace, composition_config: Callable) -> int:
+    cfg = BuildConfig(
+        videos=args.videos, weights=args.weights, out=args.out,
+        frames_per_clip=args.frames_per_clip, policy=args.policy, min_mask=args.min_mask,
+        shard=parse_shard(args.shard), imgsz=args.imgsz, conf=args.conf, batch=args.batch,
+        device=args.device, workers=args.workers, seed=args.seed,
+        trials=composition_config(args, args.seed))
+    path = build(cfg)
+    print(f"wrote {path}")
+    return 0
+
+
+def _merge(args: argparse.Namespace) -> int:
+    merge(args.out)
+    return 0

@@ -1,0 +1,317 @@
+"""The real-video path on tiny generated videos: a red rectangle is the "person", and a stub
+segmenter that thresholds red stands in for YOLO wherever a real detection is needed."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from stimuli.build import (BuildConfig, build, choose_masks, in_shard, merge, parse_shard)
+from stimuli.errors import BadInput
+from stimuli.manifest import read_manifest
+from stimuli.segment import People
+from stimuli.tables import read_csv
+from stimuli.build import REJECTED_SCHEMA
+from stimuli.trialset import TrialSetConfig
+from stimuli.video import Video, discover_videos, read_windows, window_starts
+
+W, H = 64, 48
+
+
+def _frames(n=12, people=((10, 4, 16, 12),), vanish_after=None, tiny=False, seed=0):
+    """BGR frames: a blue-green gradient scene with red rectangles (y, x, h, w) moving right."""
+    rng = np.random.default_rng(seed)
+    base = np.zeros((H, W, 3), np.uint8)
+    base[..., 0] = np.linspace(120, 220, W, dtype=np.uint8)[None, :]
+    base[..., 1] = np.linspace(60, 160, H, dtype=np.uint8)[:, None]
+    base[..., 2] = 30
+    frames = []
+    for t in range(n):
+        f = np.clip(base.astype(int) + rng.integers(-5, 6, base.shape), 0, 255).astype(np.uint8)
+        if vanish_after is None or t < vanish_after:
+            for y, x, h, w in people:
+                if tiny:
+                    h, w = 5, 5
+                f[y:y + h, x + t:x + t + w] = (20, 20, 235)
+        frames.append(f)
+    return frames
+
+
+def write_video(path: Path, frames, fps: float = 8.0) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (W, H))
+    assert vw.isOpened()
+    for f in frames:
+        vw.write(f)
+    vw.release()
+    return path
+
+
+class RedSegmenter:
+    """Stub segmenter: each red connected component (>= 6 px) is one person."""
+
+    name = "red-threshold"
+
+    def __init__(self, batch: int = 1):
+        self.batch = batch
+        self.calls = 0
+
+    def segment(self, frames):
+        self.calls += 1
+        out = []
+        for rgb in frames:
+            r, g, b = (rgb[..., i].astype(int) for i in range(3))
+            red = (r > 150) & (g < 110) & (b < 110)
+            n, labels, stats, _ = cv2.connectedComponentsWithStats(red.astype(np.uint8), 8)
+            masks = [labels == j for j in range(1, n) if stats[j, cv2.CC_STAT_AREA] >= 6]
+            out.append(People(np.array(masks, bool).reshape(len(masks), *rgb.shape[:2]),
+                              np.ones(len(masks), np.float32)))
+        return out
+
+
+ACTIONS = ("jumping jack", "wave")        # an irregular HAA500-style name with a space
+INDICES = (0, 1, 16, 17, 18)
+
+
+def haa500(root: Path, extra=None) -> Path:
+    for a_idx, action in enumerate(ACTIONS):
+        for k in INDICES:
+            y = 6 + 16 * a_idx
+            write_video(root / "video" / action / f"{action}_{k:03d}.mp4",
+                        _frames(people=((y, 4 + k % 5, 16, 12),), seed=k + 10 * a_idx))
+    for name, frames in (extra or {}).items():
+        write_video(root / "video" / name, frames)
+    return root
+
+
+def cfg_for(videos: Path, out: Path, **kw) -> BuildConfig:
+    trials = kw.pop("trials", TrialSetConfig(contact_sheet_items=2))
+    return BuildConfig(videos=str(videos), weights="stub", out=str(out),
+                       frames_per_clip=kw.pop("frames_per_clip", 2), workers=2, trials=trials,
+                       **kw)
+
+
+def test_discover_both_layouts_and_haa500_split(tmp_path):
+    haa500(tmp_path / "haa", extra={"wave/wave_025.mp4": _frames(2), "wave/notes.mp4": _frames(2)})
+    videos, skipped = discover_videos(tmp_path / "haa")
+    assert {v.action for v in videos} == set(ACTIONS)
+    split = {(v.action, v.index): v.split for v in videos}
+    assert split[("jumping jack", 1)] == "train" and split[("wave", 16)] == "val"
+    assert split[("wave", 17)] == "test" and split[("wave", 18)] == "test"
+    assert [s.key for s in skipped] == ["wave/notes.mp4", "wave/wave_025.mp4"]
+    assert "000-019" in skipped[1].reason
+    # the video/ folder itself works too, and so does a flat folder
+    assert len(discover_videos(tmp_path / "haa" / "video")[0]) == len(videos)
+    write_video(tmp_path / "flat" / "play_violin_017.mp4", _frames(3))
+    (v,), _ = discover_videos(tmp_path / "flat")
+    assert (v.action, v.index, v.split) == ("play_violin", 17, "test")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(BadInput, match="no videos"):
+        discover_videos(tmp_path / "empty")
+
+
+def test_window_starts_are_even_and_fit():
+    assert window_starts(12, 1, 4) == [1, 4, 7, 10]
+    assert window_starts(12, 1, 1) == [6]
+    assert window_starts(12, 4, 3) == [1, 4, 7]
+    assert window_starts(3, 4, 2) == []            # too short for a 4-frame clip
+    assert window_starts(5, 1, 8) == [0, 1, 2, 3, 4]
+
+
+def test_read_windows_rgb_and_reasons(tmp_path):
+    path = write_video(tmp_path / "a_000.mp4", _frames(12))
+    video = Video(path, "a_000.mp4", "a", 0, "train")
+    clip = read_windows(video, samples=3, window=4)
+    assert [s for s, _ in clip.windows] == [1, 4, 7] and clip.fps == pytest.approx(8.0)
+    frame = clip.windows[0][1][0]
+    assert frame.shape == (H, W, 3) and frame[15, 10, 0] > 150 and frame[15, 10, 2] < 110  # RGB
+    from stimuli.video import VideoError
+    (tmp_path / "b_000.mp4").write_bytes(b"")
+    with pytest.raises(VideoError, match="unreadable|empty"):
+        read_windows(Video(tmp_path / "b_000.mp4", "b_000.mp4", "b", 0, "train"), 2)
+    with pytest.raises(VideoError, match="too short"):
+        read_windows(video, samples=1, window=20)
+
+
+def test_build_haa500_end_to_end(tmp_path, capsys):
+    videos = haa500(tmp_path / "haa")
+    manifest = build(cfg_for(videos, tmp_path / "out"), segmenter=RedSegmenter())
+    df = read_manifest(manifest)                      # schema, files and hashes all check out
+    assert set(df.action) == set(ACTIONS)
+    assert set(df.segmenter) == {"red-threshold"} and set(df.mask_iou) == {""}
+    assert set(df.condition) == {"original", "body", "background", "conflict"}
+    orig = df[df.condition == "original"]
+    assert len(orig) == len(ACTIONS) * len(INDICES) * 2
+    by_source = orig.groupby("source").split.first()
+    assert by_source["wave/wave_016.mp4"] == "val"
+    assert by_source["jumping jack/jumping jack_017.mp4"] == "test"
+    assert " " not in "".join(df.stimulus)          # file names are slugs, actions stay as named
+    frac = orig.mask_fraction.astype(float)
+    assert ((frac > 0.04) & (frac < 0.09)).all()     # the 16x12 rectangle: 6.25% of the frame
+    rejected = read_csv(tmp_path / "out" / "rejected.csv", REJECTED_SCHEMA)
+    assert rejected.empty
+    assert (tmp_path / "out" / "contact_sheet.png").is_file()
+    record = json.loads((tmp_path / "out" / "build.shard-0-of-1.json").read_text())
+    assert record["config"]["policy"] == "single" and record["segmenter"] == "red-threshold"
+    assert "20 items from 10 videos; 0 rejection(s)" in capsys.readouterr().out
+    with pytest.raises(BadInput, match="nothing is overwritten"):
+        build(cfg_for(videos, tmp_path / "out"), segmenter=RedSegmenter())
+
+
+def test_flat_layout_clip_trials(tmp_path):
+    for action, y in (("kick", 4), ("bow", 24)):
+        for k in (3, 16, 19):
+            write_video(tmp_path / "flat" / f"{action}_{k:03d}.mp4",
+                        _frames(people=((y, 6, 16, 12),), seed=k))
+    manifest = build(cfg_for(tmp_path / "flat", tmp_path / "out", frames_per_clip=1,
+                             trials=TrialSetConfig(clip_frames=4, contact_sheet_items=1)),
+                     segmenter=RedSegmenter())
+    df = read_manifest(manifest)
+    assert set(df.n_frames) == {"4"} and set(df.frame) == {"4"}   # middle window of 12 frames
+    assert set(df.split) == {"train", "val", "test"}
+    assert all((manifest.parent / s).is_dir() for s in df.stimulus)
+
+
+def _two_people_clip(tmp_path):
+    path = write_video(tmp_path / "duo_000.mp4",
+                       _frames(people=((4, 2, 16, 12), (28, 30, 10, 8))))
+    return read_windows(Video(path, "duo_000.mp4", "duo", 0, "train"), samples=2)
+
+
+@pytest.mark.parametrize("policy", ["single", "largest", "union"])
+def test_people_policies(tmp_path, policy):
+    clip = _two_people_clip(tmp_path)
+    seg = RedSegmenter()
+    people = [seg.segment(list(w)) for _, w in clip.windows]
+    assert all(len(p) == 2 for found in people for p in found)
+    items, rejected = choose_masks(clip, people, policy, 0.005, seg.name)
+    if policy == "single":
+        assert items == [] and len(rejected) == 2
+        assert all("2 people detected" in r.reason for r in rejected)
+        return
+    assert len(items) == 2 and rejected == []
+    frac = items[0].masks.mean()
+    big, both = 16 * 12 / (H * W), (16 * 12 + 10 * 8) / (H * W)
+    expected = big if policy == "largest" else both
+    assert abs(frac - expected) < 0.02
+
+
+def test_bad_videos_go_to_rejected_and_run_continues(tmp_path, capsys):
+    videos = haa500(tmp_path / "haa", extra={
+        "wave/wave_002.mp4": _frames(vanish_after=6),                 # no person, 2nd half
+        "wave/wave_003.mp4": _frames(tiny=True),                      # mask below threshold
+        "wave/wave_004.mp4": _frames(people=((4, 2, 16, 12), (28, 30, 10, 8)))})  # two people
+    (videos / "video" / "wave" / "wave_005.mp4").write_bytes(b"not a video" * 50)
+    (videos / "video" / "wave" / "wave_006.mp4").write_bytes(b"")
+    out = tmp_path / "out"
+    manifest = build(cfg_for(videos, out, min_mask=0.02, frames_per_clip=4),
+                     segmenter=RedSegmenter())
+    rej = read_csv(out / "rejected.csv", REJECTED_SCHEMA)
+    reasons = {v: list(g.reason) for v, g in rej.groupby("video")}
+    assert reasons["wave/wave_002.mp4"] == ["no person detected"] * 2
+    assert list(rej[rej.video == "wave/wave_002.mp4"].frame) == ["7", "10"]
+    assert len(reasons["wave/wave_003.mp4"]) == 4
+    assert all("below --min-mask 2.00%" in r for r in reasons["wave/wave_003.mp4"])
+    assert all("2 people detected" in r for r in reasons["wave/wave_004.mp4"])
+    assert reasons["wave/wave_005.mp4"][0].startswith("unreadable video")
+    assert reasons["wave/wave_006.mp4"][0].startswith(("unreadable", "empty"))
+    assert set(rej[rej.video.isin(["wave/wave_005.mp4", "wave/wave_006.mp4"])].frame) == {""}
+    df = read_manifest(manifest)
+    sources = set(df.source)
+    assert "wave/wave_002.mp4" not in sources       # single policy: a frame without a person
+    assert not {"wave/wave_003.mp4", "wave/wave_004.mp4"} & sources
+    assert len(df[df.condition == "original"]) == 10 * 4
+    assert f"{len(rej)} rejection(s) in 5 video(s)" in capsys.readouterr().out
+
+
+def test_largest_policy_drops_only_the_frames_without_a_person(tmp_path):
+    videos = haa500(tmp_path / "haa", extra={"wave/wave_002.mp4": _frames(vanish_after=6)})
+    manifest = build(cfg_for(videos, tmp_path / "out", policy="largest", frames_per_clip=4),
+                     segmenter=RedSegmenter())
+    df = read_manifest(manifest, check_hashes=False)
+    kept = df[(df.source == "wave/wave_002.mp4") & (df.condition == "original")]
+    assert sorted(kept.frame.astype(int)) == [1, 4]
+
+
+def test_shards_and_merge_equal_one_run(tmp_path):
+    videos = haa500(tmp_path / "haa", extra={"wave/wave_002.mp4": _frames(vanish_after=6)})
+    one = build(cfg_for(videos, tmp_path / "one"), segmenter=RedSegmenter(batch=3))
+    keys = [v.key for v in discover_videos(videos)[0]]
+    assert all(sum(in_shard(k, (i, 2)) for i in range(2)) == 1 for k in keys)
+    assert 0 < sum(in_shard(k, (0, 2)) for k in keys) < len(keys)
+    out = tmp_path / "sharded"
+    build(cfg_for(videos, out, shard=(0, 2)), segmenter=RedSegmenter())
+    with pytest.raises(BadInput, match="shard\\(s\\) 1/2 missing"):
+        merge(out)
+    build(cfg_for(videos, out, shard=(1, 2)), segmenter=RedSegmenter())
+    merged = merge(out)
+    assert merged.read_bytes() == one.read_bytes()
+    assert (out / "rejected.csv").read_bytes() == (tmp_path / "one" / "rejected.csv").read_bytes()
+    read_manifest(merged)
+
+
+def test_merge_refuses_shards_with_different_settings(tmp_path):
+    videos = haa500(tmp_path / "haa")
+    out = tmp_path / "out"
+    build(cfg_for(videos, out, shard=(0, 2)), segmenter=RedSegmenter())
+    build(cfg_for(videos, out, shard=(1, 2), trials=TrialSetConfig(seed=5)),
+          segmenter=RedSegmenter())
+    with pytest.raises(BadInput, match="different trial settings"):
+        merge(out)
+
+
+def test_bad_options():
+    assert parse_shard("3/4") == (3, 4)
+    for text in ("4/4", "1", "a/b", "-1/2"):
+        with pytest.raises(BadInput, match="--shard"):
+            parse_shard(text)
+    with pytest.raises(BadInput, match="--policy"):
+        BuildConfig(videos=".", weights="x", out=".", policy="all").check()
+
+
+def test_cli_missing_weights_is_one_line(tmp_path, capsys):
+    from benchmark.cli import main
+
+    videos = haa500(tmp_path / "haa")
+    code = main(["stimuli", "build", "--videos", str(videos), "--weights",
+                 str(tmp_path / "yolov8x-seg.pt"), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and "yolov8x-seg.pt" in err and "not found" in err
+    assert not (tmp_path / "out").exists()
+    code = main(["stimuli", "merge", "--out", str(tmp_path / "nothing")])
+    assert code == 2 and capsys.readouterr().err.count("\n") == 1
+
+
+def test_untrained_yolo_from_yaml_runs_offline(tmp_path, monkeypatch):
+    """Ultralytics builds the architecture from its bundled yaml and predicts without any
+    network access (sockets are cut) and without fetching weights into the working folder."""
+    pytest.importorskip("ultralytics")
+    import torch
+
+    from stimuli.segment import YoloSegmenter
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("network access attempted")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    monkeypatch.chdir(tmp_path)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        seg = YoloSegmenter("yolov8n-seg.yaml", imgsz=64, conf=0.25, batch=2, device="cpu")
+        frames = [f[..., ::-1].copy() for f in _frames(3)]
+        found = seg.segment(frames)
+    finally:
+        torch.set_num_threads(threads)
+    assert seg.name == "yolov8n-seg.yaml" and len(found) == 3
+    for p in found:
+        assert p.masks.dtype == bool and p.masks.shape[1:] == (H, W)
+        assert len(p.scores) == len(p.masks)
+    assert list(tmp_path.iterdir()) == []            # nothing downloaded or saved here
