@@ -76,7 +76,7 @@ class YoloSegmenter:
             raise BadInput(f"--batch: at least 1, got {batch}")
         YOLO = _import_ultralytics()
         try:
-            self.model = YOLO(weights, task="segment")
+            self.model = YOLO(weights)
         except Exception as exc:  # a corrupt or foreign file: say which, in one line
             raise BadInput(f"--weights {weights}: cannot load as an Ultralytics model "
                            f"({type(exc).__name__}: {exc})".replace("\n", " ")) from None

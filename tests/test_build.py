@@ -288,6 +288,22 @@ def test_cli_missing_weights_is_one_line(tmp_path, capsys):
     assert code == 2 and capsys.readouterr().err.count("\n") == 1
 
 
+@pytest.mark.parametrize("weights,message", [("garbage", "cannot load"), ("yolov8n.yaml",
+                                                                            "a detect model")])
+def test_unusable_weights_are_one_line(tmp_path, capsys, weights, message):
+    pytest.importorskip("ultralytics")
+    from benchmark.cli import main
+
+    if weights == "garbage":
+        weights = str(tmp_path / "broken-seg.pt")
+        Path(weights).write_text("not a checkpoint")
+    videos = haa500(tmp_path / "haa")
+    code = main(["stimuli", "build", "--videos", str(videos), "--weights", weights,
+                 "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and message in err
+
+
 def test_untrained_yolo_from_yaml_runs_offline(tmp_path, monkeypatch):
     """Ultralytics builds the architecture from its bundled yaml and predicts without any
     network access (sockets are cut) and without fetching weights into the working folder."""

@@ -1,0 +1,149 @@
+"""Benchmark: frames/s of the whole real-video pipeline against YOLO inference alone.
+
+Segmentation is the physical limit of `bodyscene stimuli build`; decoding, inpainting and PNG
+writing are meant to overlap with it. This script times, in one run and on the same frames:
+
+  inference alone   YoloSegmenter.segment on frames decoded beforehand (measured before and
+                    after the pipeline; their mean is the baseline)
+  pipeline          build(): decode (reader thread) + the same YOLO inference + composition and
+                    PNG writing (thread pool), with finalize (conflicts, manifest) timed apart
+
+and prints pipeline fps / inference fps (target >= 0.85 for yolov8x-seg). Models are built from
+their yaml (random weights detect nothing), so the segmenter runs YOLO for its cost and then
+returns masks from a red-threshold stub, so composition really runs on every frame.
+
+    python tests/perf/bench_real_pipeline.py                 # yolov8n-seg and yolov8x-seg
+    python tests/perf/bench_real_pipeline.py --models yolov8n-seg --frames 16
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("YOLO_OFFLINE", "1")
+
+import cv2
+import numpy as np
+
+import stimuli.build as build_mod
+from stimuli.build import BuildConfig, build
+from stimuli.segment import People, YoloSegmenter
+from stimuli.trialset import TrialSetConfig
+from stimuli.video import discover_videos, read_windows
+
+W, H = 640, 480
+
+
+def make_videos(root: Path, n_frames: int, per_video: int = 2) -> Path:
+    """n_frames / per_video short 640x480 videos over 2 actions: a textured scene and a red
+    'person' (90x200 px) walking right."""
+    n_videos = max(2, -(-n_frames // per_video))
+    rng = np.random.default_rng(0)
+    for v in range(n_videos):
+        action = ("walk", "wave")[v % 2]
+        index = (0, 17)[(v // 2) % 2] + v // 4
+        scene = cv2.GaussianBlur(rng.integers(0, 255, (H, W, 3), dtype=np.uint8), (0, 0), 6)
+        scene = cv2.normalize(scene, None, 40, 220, cv2.NORM_MINMAX)
+        scene[..., 2] = np.minimum(scene[..., 2], 120)          # keep red for the person
+        path = root / "video" / action / f"{action}_{index:03d}.mp4"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 25, (W, H))
+        for t in range(12):
+            f = scene.copy()
+            x = 100 + 20 * t + 40 * v
+            f[180:380, x:x + 90] = (30, 30, 240)
+            vw.write(f)
+        vw.release()
+    return root
+
+
+class TimedYoloWithStubMasks:
+    """Runs the real YOLO on every frame (its cost is what we measure), then hands out the
+    red-threshold masks, because random weights find no people to compose with."""
+
+    def __init__(self, yolo: YoloSegmenter):
+        self.yolo, self.name, self.batch = yolo, yolo.name, yolo.batch
+
+    def segment(self, frames):
+        self.yolo.segment(frames)
+        out = []
+        for rgb in frames:
+            red = (rgb[..., 0] > 150) & (rgb[..., 1] < 110) & (rgb[..., 2] < 110)
+            out.append(People(red[None], np.ones(1, np.float32)))
+        return out
+
+
+def inference_alone(yolo: YoloSegmenter, frames: list[np.ndarray]) -> float:
+    t0 = time.perf_counter()
+    yolo.segment(frames)
+    return len(frames) / (time.perf_counter() - t0)
+
+
+def bench(model: str, n_frames: int, per_video: int, workers: int) -> None:
+    with tempfile.TemporaryDirectory(prefix="bench_real_") as tmp:
+        tmp = Path(tmp)
+        videos = make_videos(tmp / "haa", n_frames, per_video)
+        vids, _ = discover_videos(videos)
+        frames = [f for v in vids for _, w in read_windows(v, per_video).windows for f in w]
+        yolo = YoloSegmenter(f"{model}.yaml", imgsz=640, conf=0.25, batch=1, device="cpu")
+        yolo.segment(frames[:1])                                 # warm-up (fuse, allocations)
+        before = inference_alone(yolo, frames)
+
+        timed = {}
+        real_finalize = build_mod.finalize
+
+        def finalize(*args, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                return real_finalize(*args, **kwargs)
+            finally:
+                timed["finalize"] = time.perf_counter() - t0
+
+        build_mod.finalize = finalize
+        try:
+            cfg = BuildConfig(videos=str(videos), weights=f"{model}.yaml", out=str(tmp / "out"),
+                              frames_per_clip=per_video, workers=workers,
+                              trials=TrialSetConfig(contact_sheet_items=2))
+            t0 = time.perf_counter()
+            build(cfg, segmenter=TimedYoloWithStubMasks(yolo))
+            total = time.perf_counter() - t0
+        finally:
+            build_mod.finalize = real_finalize
+        after = inference_alone(yolo, frames)
+
+    baseline = (before + after) / 2
+    items_s = total - timed["finalize"]
+    pipe = len(frames) / items_s
+    pipe_all = len(frames) / total
+    print(f"{model}: {len(frames)} frames {W}x{H} at imgsz 640, workers={workers}")
+    print(f"  inference alone   {baseline:.3f} frames/s ({1000 / baseline:.0f} ms/frame; "
+          f"before {before:.3f}, after {after:.3f})")
+    print(f"  whole pipeline    {pipe:.3f} frames/s (decode+segment+compose+write), "
+          f"finalize {timed['finalize']:.2f} s once per run")
+    print(f"  RATIO pipeline/inference = {pipe / baseline:.2f}   "
+          f"(with finalize: {pipe_all / baseline:.2f})")
+    sys.stdout.flush()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--models", nargs="+", default=["yolov8n-seg", "yolov8x-seg"])
+    ap.add_argument("--frames", type=int, default=8)
+    ap.add_argument("--per-video", type=int, default=2, help="frames sampled per video")
+    ap.add_argument("--workers", type=int, default=2)
+    args = ap.parse_args()
+    import torch
+
+    print(f"torch threads {torch.get_num_threads()}, cv2 threads {cv2.getNumThreads()}, "
+          f"cores {os.cpu_count()}")
+    for model in args.models:
+        bench(model, args.frames, args.per_video, args.workers)
+
+
+if __name__ == "__main__":
+    main()
