@@ -169,13 +169,18 @@ def _reader(videos: list[Video], cfg: BuildConfig, q: queue.Queue, stop: threadi
             got = Rejection(video.key, None, str(exc))
         except Exception as exc:  # a decoder crash is still one video's problem
             got = Rejection(video.key, None, f"unreadable video: {type(exc).__name__}: {exc}")
-        while not stop.is_set():
-            try:
-                q.put(got, timeout=0.2)
-                break
-            except queue.Full:
-                continue
-    q.put(_DONE)
+        _put(q, got, stop)
+    _put(q, _DONE, stop)
+
+
+def _put(q: queue.Queue, entry: object, stop: threading.Event) -> None:
+    """Put unless the consumer has given up (then the reader just ends)."""
+    while not stop.is_set():
+        try:
+            q.put(entry, timeout=0.2)
+            return
+        except queue.Full:
+            continue
 
 
 def _next_batch(q: queue.Queue, want_frames: int) -> tuple[list[object], bool]:

@@ -67,6 +67,8 @@ def discover_videos(root: str | Path) -> tuple[list[Video], list[Skipped]]:
     for path in sorted(base.rglob("*")):
         if not path.is_file() or path.suffix.lower() not in VIDEO_SUFFIXES:
             continue
+        if any(part.startswith(".") for part in path.relative_to(base).parts):
+            continue  # hidden files, e.g. macOS '._name.mp4' resource forks
         rel = path.relative_to(base)
         key = rel.as_posix()
         if len(rel.parts) > 2:

@@ -97,7 +97,8 @@ def cfg_for(videos: Path, out: Path, **kw) -> BuildConfig:
 
 
 def test_discover_both_layouts_and_haa500_split(tmp_path):
-    haa500(tmp_path / "haa", extra={"wave/wave_025.mp4": _frames(2), "wave/notes.mp4": _frames(2)})
+    haa500(tmp_path / "haa", extra={"wave/wave_025.mp4": _frames(2), "wave/notes.mp4": _frames(2),
+                                    "wave/._wave_003.mp4": _frames(2)})   # macOS litter
     videos, skipped = discover_videos(tmp_path / "haa")
     assert {v.action for v in videos} == set(ACTIONS)
     split = {(v.action, v.index): v.split for v in videos}
@@ -331,3 +332,18 @@ def test_untrained_yolo_from_yaml_runs_offline(tmp_path, monkeypatch):
         assert p.masks.dtype == bool and p.masks.shape[1:] == (H, W)
         assert len(p.scores) == len(p.masks)
     assert list(tmp_path.iterdir()) == []            # nothing downloaded or saved here
+
+
+def test_a_failing_segmenter_stops_the_run_and_the_reader(tmp_path):
+    import threading
+
+    class Broken(RedSegmenter):
+        def segment(self, frames):
+            raise RuntimeError("segmenter exploded")
+
+    videos = haa500(tmp_path / "haa")
+    with pytest.raises(RuntimeError, match="exploded"):
+        build(cfg_for(videos, tmp_path / "out"), segmenter=Broken())
+    assert not any(t.name == "bodyscene-video-reader" and t.is_alive()
+                   for t in threading.enumerate())
+    assert not (tmp_path / "out" / "trials.csv").exists()
