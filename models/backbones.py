@@ -1,0 +1,135 @@
+"""Backbones: a feature extractor plus a linear head, from torchvision by name or tiny ones for
+tests. Weights come only from a local file; nothing is ever downloaded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .errors import ModelError
+
+# Tiny architectures for tests and quick CPU demos (timm's `test_*` idea): the real code path,
+# in milliseconds. No BatchNorm, so a two-process DDP run equals one process on the same batch.
+_TINY = {"tiny": (8, 16), "small": (16, 32)}
+
+
+class Backbone(nn.Module):
+    """`features(x) -> (N, num_features)` then `head -> (N, num_classes)` logits. Kept apart so
+    a fusion can combine features (concat-mlp) while each stream keeps its own classifier."""
+
+    def __init__(self, features: nn.Module, num_features: int, num_classes: int, arch: str):
+        super().__init__()
+        self.arch = arch
+        self.features = features
+        self.num_features = num_features
+        self.head = nn.Linear(num_features, num_classes)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+def _tiny(widths: tuple[int, int]) -> tuple[nn.Module, int]:
+    a, b = widths
+    net = nn.Sequential(
+        nn.Conv2d(3, a, 3, stride=2, padding=1), nn.ReLU(inplace=True),
+        nn.Conv2d(a, b, 3, stride=2, padding=1), nn.ReLU(inplace=True),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    return net, b
+
+
+def _torchvision(arch: str) -> tuple[nn.Module, int]:
+    import torchvision
+
+    try:
+        net = torchvision.models.get_model(arch, weights=None)
+    except (ValueError, KeyError):
+        raise ModelError(f"unknown backbone {arch!r}: use one of {', '.join(list_backbones())}") \
+            from None
+    # Replace the last Linear (fc, classifier[-1], heads.head ...) by Identity: what is left
+    # maps images to features, whatever the family's layout.
+    last = None
+    for name, module in net.named_modules():
+        if isinstance(module, nn.Linear):
+            last = (name, module)
+    if last is None:
+        raise ModelError(f"backbone {arch!r} has no linear classifier to replace")
+    name, linear = last
+    parent = net.get_submodule(name.rpartition(".")[0]) if "." in name else net
+    setattr(parent, name.rpartition(".")[2], nn.Identity())
+    return net, linear.in_features
+
+
+def list_backbones() -> list[str]:
+    import torchvision
+
+    return sorted(_TINY) + sorted(torchvision.models.list_models(module=torchvision.models))
+
+
+def create_backbone(arch: str, num_classes: int, weights: str | Path | None = None) -> Backbone:
+    """Backbone `arch` with a fresh `num_classes` head; `weights` a local state-dict file."""
+    features, dim = _tiny(_TINY[arch]) if arch in _TINY else _torchvision(arch)
+    backbone = Backbone(features, dim, num_classes, arch)
+    if weights:
+        load_weights(backbone, weights)
+    return backbone
+
+
+_HEAD_NAMES = ("fc.", "classifier.", "head.", "heads.")
+
+
+def load_weights(backbone: Backbone, path: str | Path) -> list[str]:
+    """Load a torchvision or plain state-dict checkpoint into `backbone`. The classifier head is
+    loaded only where its shape fits this task (else it stays freshly initialised); any other
+    missing, unexpected or mis-shaped tensor is an error. Returns the keys left out."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"{path}: weights file not found")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ModelError(f"{path}: not a readable torch weights file ({exc})") from None
+    for key in ("state_dict", "model"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    if not isinstance(state, dict):
+        raise ModelError(f"{path}: expected a state dict of tensors")
+    # DDP ("module.") and our own wrappers ("backbone.") prefix the backbone's keys.
+    state = {k.removeprefix("module.").removeprefix("backbone."): v for k, v in state.items()}
+    own_features = backbone.features.state_dict()
+    head = backbone.head
+    features, head_state, skipped = {}, {}, []
+    for key, value in state.items():
+        if key.startswith("features."):
+            key = key.removeprefix("features.")
+        if key in own_features:
+            features[key] = value
+            continue
+        param = key.rpartition(".")[2]
+        if key.startswith(_HEAD_NAMES) and param in ("weight", "bias"):
+            if tuple(value.shape) == tuple(getattr(head, param).shape):
+                head_state[param] = value
+            else:
+                skipped.append(key)
+            continue
+        features[key] = value  # reported as unexpected below
+    missing = sorted(set(own_features) - set(features))
+    unexpected = sorted(set(features) - set(own_features))
+    if missing or unexpected:
+        raise ModelError(f"{path}: weights do not fit backbone {backbone.arch!r} "
+                         f"(missing {missing[:3]}{'...' if len(missing) > 3 else ''}, "
+                         f"unexpected {unexpected[:3]}{'...' if len(unexpected) > 3 else ''})")
+    bad = [k for k, v in features.items() if tuple(v.shape) != tuple(own_features[k].shape)]
+    if bad:
+        raise ModelError(f"{path}: tensor {bad[0]!r} has shape {tuple(features[bad[0]].shape)}, "
+                         f"backbone {backbone.arch!r} expects {tuple(own_features[bad[0]].shape)}")
+    backbone.features.load_state_dict(features)
+    if len(head_state) == 2:
+        head.load_state_dict(head_state)
+    else:
+        skipped += [f"head.{k}" for k in head_state]
+    return skipped
