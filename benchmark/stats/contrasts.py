@@ -38,6 +38,15 @@ def mcnemar(b: int, c: int, exact: bool | None = None) -> tuple[float, float, st
     return float(chi2), float(stats.chi2.sf(chi2, 1)), "chi2"
 
 
+def paired_difference_ci(b: int, c: int, n: int) -> dict:
+    """Difference of two paired proportions, (b - c) / n, with its Wald 95% interval."""
+    if n == 0:
+        return {"estimate": float("nan"), "ci_low": float("nan"), "ci_high": float("nan")}
+    d = (b - c) / n
+    half = 1.959964 * np.sqrt(max(b + c - (b - c) ** 2 / n, 0.0)) / n
+    return {"estimate": float(d), "ci_low": float(d - half), "ci_high": float(d + half)}
+
+
 def holm(pvalues) -> np.ndarray:
     """Holm-Bonferroni adjusted p-values (step-down, monotone, capped at 1); NaNs stay NaN."""
     p = np.asarray(pvalues, float)
@@ -61,12 +70,14 @@ def _paired_over_participants(cell: pd.DataFrame, a: str, b: str) -> dict:
     per = per.dropna()
     n = len(per)
     row = {"test": "paired t-test over participants", "n": n,
-           "estimate": float("nan"), "statistic": float("nan"), "p": float("nan"),
-           "p_wilcoxon": float("nan")}
+           "estimate": float("nan"), "ci_low": float("nan"), "ci_high": float("nan"),
+           "statistic": float("nan"), "p": float("nan"), "p_wilcoxon": float("nan")}
     if n < 2 or a not in per.columns or b not in per.columns:
         return row
     diff = (per[a] - per[b]).to_numpy()
     row["estimate"] = float(diff.mean())
+    half = stats.t.ppf(0.975, n - 1) * diff.std(ddof=1) / np.sqrt(n)
+    row["ci_low"], row["ci_high"] = row["estimate"] - half, row["estimate"] + half
     if np.allclose(diff, diff[0]):
         row["statistic"], row["p"] = (0.0, 1.0) if diff[0] == 0 else (float("inf"), 0.0)
     else:
@@ -87,8 +98,8 @@ def _paired_over_items(cell: pd.DataFrame, a: str, b: str) -> dict:
     bb, cc = int((x & ~y).sum()), int((~x & y).sum())
     stat, p, method = mcnemar(bb, cc)
     return {"test": f"McNemar ({method}) over items", "n": int(len(per)),
-            "estimate": float(x.mean() - y.mean()) if len(per) else float("nan"),
-            "statistic": stat, "p": p, "p_wilcoxon": float("nan"), "b": bb, "c": cc}
+            **paired_difference_ci(bb, cc, len(per)), "statistic": stat, "p": p,
+            "p_wilcoxon": float("nan"), "b": bb, "c": cc}
 
 
 def condition_contrasts(obs: pd.DataFrame, a: str = "body",
@@ -125,8 +136,8 @@ def model_vs_model(obs: pd.DataFrame) -> pd.DataFrame:
             rows.append({"family": "model vs model", "group": f"{m1} vs {m2}",
                          "comparison": f"{m1} - {m2}", "condition": condition,
                          "test": f"McNemar ({method}) over trials", "n": int(len(sub)),
-                         "estimate": float(x.mean() - y.mean()) if len(sub) else float("nan"),
-                         "statistic": stat, "p": p, "b": bb, "c": cc, "simulated": False})
+                         **paired_difference_ci(bb, cc, len(sub)), "statistic": stat,
+                         "p": p, "b": bb, "c": cc, "simulated": False})
     table = pd.DataFrame(rows)
     if not table.empty:
         table["p_holm"] = holm(table["p"])
