@@ -1,0 +1,129 @@
+"""benchmark.train: a run's files, exact resume, divergence, never-overwrite, mismatches."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from benchmark import train as train_mod
+from benchmark.train import TrainConfig, load_model, train
+from stimuli.errors import BadInput
+
+from conftest import write_toy_manifest
+
+
+class NanNet(nn.Module):
+    """A model whose loss is NaN from the first step."""
+
+    views = ("original",)
+
+    def __init__(self, num_classes: int):
+        super().__init__()
+        self.fc = nn.Linear(3, num_classes)
+
+    def forward(self, original):
+        return self.fc(original.mean((2, 3))) * float("nan")
+
+
+def nan_net(num_classes: int) -> NanNet:
+    return NanNet(num_classes)
+
+
+@pytest.fixture(scope="module")
+def trials(tmp_path_factory) -> Path:
+    return write_toy_manifest(tmp_path_factory.mktemp("train") / "toy", size=32)
+
+
+def _cfg(trials: Path, out: Path, **kw) -> TrainConfig:
+    base = dict(trials=str(trials), model="domainnet", backbone="tiny", out=str(out), epochs=2,
+                lr=0.05, batch_size=4, image_size=32, seed=3, progress=False)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_a_run_writes_checkpoints_metrics_and_record(trials, tmp_path):
+    run = train(_cfg(trials, tmp_path / "run", epochs=2))
+    assert {"best.pt", "last.pt", "metrics.csv", "run.json"} <= {p.name for p in run.iterdir()}
+    metrics = pd.read_csv(run / "metrics.csv")
+    assert metrics["epoch"].tolist() == [1, 2]
+    assert metrics["val_acc"].between(0, 1).all() and (metrics["images_per_s"] > 0).all()
+    record = json.loads((run / "run.json").read_text())
+    from stimuli.manifest import manifest_sha256
+    assert record["manifest_sha256"] == manifest_sha256(trials)
+    assert record["config"]["model"] == "domainnet" and record["seed"] == 3
+    assert record["actions"] == ["clap", "kick", "wave"]
+    model, ckpt = load_model(run / "last.pt")
+    assert ckpt["epoch"] == 2 and model.views == ("body", "background")
+    assert not any(p.name.startswith(".") for p in run.iterdir())  # no temporary files left
+
+
+def test_killed_and_resumed_run_ends_with_the_same_weights(trials, tmp_path, monkeypatch):
+    opts = dict(epochs=3, view_dropout=0.3, fusion="learned-weighted")
+    whole = train(_cfg(trials, tmp_path / "whole", **opts))
+
+    real_step, calls = train_mod.train_step, {"n": 0}
+
+    def dies_in_epoch_two(*args, **kw):
+        calls["n"] += 1
+        if calls["n"] == 5:  # 12 training frames / batch 4 = 3 steps per epoch
+            raise KeyboardInterrupt
+        return real_step(*args, **kw)
+
+    monkeypatch.setattr(train_mod, "train_step", dies_in_epoch_two)
+    with pytest.raises(KeyboardInterrupt):
+        train(_cfg(trials, tmp_path / "killed", **opts))
+    monkeypatch.setattr(train_mod, "train_step", real_step)
+    assert torch.load(tmp_path / "killed" / "last.pt", weights_only=True)["epoch"] == 1
+    resumed = train(_cfg(trials, tmp_path / "killed", resume=True, **opts))
+    a = torch.load(whole / "last.pt", weights_only=True)
+    b = torch.load(resumed / "last.pt", weights_only=True)
+    assert b["epoch"] == 3
+    for key, value in a["state_dict"].items():
+        assert torch.equal(value, b["state_dict"][key]), key
+    assert pd.read_csv(resumed / "metrics.csv")["epoch"].tolist() == [1, 2, 3]
+    assert (resumed / "run.1.json").exists()  # the first record is kept, not overwritten
+
+
+def test_nan_loss_stops_with_a_clear_message(trials, tmp_path, capsys):
+    from benchmark.cli import main
+
+    rc = main(["train", "--trials", str(trials), "--model", f"{__name__}:nan_net",
+               "--out", str(tmp_path / "nan"), "--epochs", "2", "--image-size", "32",
+               "--batch-size", "4", "--quiet"])
+    assert rc == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("bodyscene: error: training diverged: the loss became nan at epoch 1")
+    assert "lower --lr" in err and "\n" not in err
+
+
+def test_refuses_to_overwrite_and_checks_what_it_resumes(trials, tmp_path):
+    run = train(_cfg(trials, tmp_path / "run", epochs=1, model="baseline"))
+    with pytest.raises(BadInput, match="already holds a run"):
+        train(_cfg(trials, run, epochs=1, model="baseline"))
+    with pytest.raises(BadInput, match="cannot resume with lr=0.1"):
+        train(_cfg(trials, run, epochs=2, model="baseline", lr=0.1, resume=True))
+    other = write_toy_manifest(tmp_path / "other", size=32, seed=5)
+    with pytest.raises(BadInput, match="different manifest"):
+        train(_cfg(other, run, epochs=2, model="baseline", resume=True))
+    with pytest.raises(BadInput, match="nothing to resume"):
+        train(_cfg(trials, tmp_path / "empty", resume=True))
+
+
+def test_view_dropout_needs_two_views(trials, tmp_path):
+    with pytest.raises(BadInput, match="view dropout needs a model with two or more views"):
+        train(_cfg(trials, tmp_path / "run", model="baseline", view_dropout=0.5))
+
+
+def test_mmap_cache_gives_the_same_run(trials, tmp_path):
+    a = train(_cfg(trials, tmp_path / "mem", epochs=1, model="baseline"))
+    b = train(_cfg(trials, tmp_path / "map", epochs=1, model="baseline",
+                   cache=str(tmp_path / "cache")))
+    sa = torch.load(a / "last.pt", weights_only=True)["state_dict"]
+    sb = torch.load(b / "last.pt", weights_only=True)["state_dict"]
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert list((tmp_path / "cache").iterdir()) == []  # the memory-mapped file is removed
