@@ -70,7 +70,7 @@ def accuracy_by_condition(acc: pd.DataFrame, groups: list[str], conditions: list
     ax.set_ylabel("accuracy (offered choices)")
     _title(ax, "Accuracy by condition, 95% hierarchical bootstrap intervals",
            bool(acc["simulated"].any()))
-    ax.legend(fontsize=8, ncols=2, loc="upper right", framealpha=0.9)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     return fig
 
