@@ -1,0 +1,256 @@
+"""The report end to end on a toy study, and every way the inputs can be wrong."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from benchmark.cli import main
+from benchmark.observations import SIMULATED_HUMANS, load_observations
+from benchmark.predictions import COLUMNS as PRED_COLUMNS
+from benchmark.report import ReportConfig, make_report
+from human_study.responses import ResponseWriter
+from stimuli.errors import BadInput
+from stimuli.manifest import read_manifest
+from stimuli.tables import write_csv_atomic
+
+from conftest import write_toy_manifest
+
+HUMAN_ACC = {"original": 0.9, "body": 0.85, "background": 0.6, "conflict": 0.7}
+MODELS = {"baseline": {"original": 0.95, "body": 0.4, "background": 0.9, "conflict": 0.3},
+          "domainnet": {"original": 0.95, "body": 0.9, "background": 0.8, "conflict": 0.85}}
+
+
+def _answer(row, ok: bool, rng: np.random.Generator, follow_background: bool = False) -> str:
+    if ok:
+        return row.action
+    if follow_background and row.condition == "conflict":
+        return row.background_action
+    wrong = [c for c in row.choice_list if c != row.action]
+    return wrong[int(rng.integers(len(wrong)))]
+
+
+def write_study(root: Path, n_participants: int = 6, models: dict | None = None,
+                human_acc: dict | None = None, simulated: bool = True, seed: int = 0,
+                actions=("clap", "kick", "wave"), test_items: int = 4) -> tuple[Path, Path, Path]:
+    """A manifest, responses of observers with known accuracies, and predictions of models
+    with known accuracies: (trials.csv, responses/, predictions/)."""
+    trials = write_toy_manifest(root, actions=actions,
+                                items_per_split={"train": 1, "test": test_items}, seed=seed)
+    test = read_manifest(trials, check_files=False).query("split == 'test'")
+    rng = np.random.default_rng(seed)
+    human_acc = human_acc or HUMAN_ACC
+    responses, predictions = root / "responses", root / "predictions"
+    responses.mkdir()
+    predictions.mkdir()
+    for p in range(n_participants):
+        agent = f"p{p:02d}"
+        with ResponseWriter(responses / f"{agent}_bodyscene.csv") as w:
+            for order, row in enumerate(test.itertuples()):
+                ok = bool(rng.random() < human_acc[row.condition])
+                w.write(dict(agent=agent, agent_kind="human", session="1",
+                             trial_id=row.trial_id, sha256=row.sha256,
+                             response=_answer(row, ok, rng), correct=ok, rt_s=0.6, order=order,
+                             block=0, choice_order=row.choices, timestamp="2026-01-01T00:00:00",
+                             simulated=simulated, phase="main", stim_duration_s=0.2))
+    prob_cols = [f"p_{a}" for a in actions]
+    for name, acc in (models if models is not None else MODELS).items():
+        rows = []
+        for order, row in enumerate(test.itertuples()):
+            ok = bool(rng.random() < acc[row.condition])
+            answer = _answer(row, ok, rng, follow_background=True)
+            rows.append(dict(agent=name, agent_kind="model", session="eval", trial_id=row.trial_id,
+                             sha256=row.sha256, response=answer, correct=ok, rt_s="",
+                             order=order, block=0, choice_order="", timestamp="t",
+                             simulated=False, response_open=answer, readout="sum",
+                             aggregation="mean",
+                             **{c: 1 / len(actions) for c in prob_cols}))
+        write_csv_atomic(predictions / f"{name}.csv", rows, list(PRED_COLUMNS) + prob_cols)
+    return trials, responses, predictions
+
+
+@pytest.fixture
+def study(tmp_path):
+    return write_study(tmp_path / "study")
+
+
+def test_report_end_to_end(study, tmp_path):
+    trials, responses, predictions = study
+    out = tmp_path / "report"
+    summary = make_report(trials, responses, predictions, out,
+                          ReportConfig(bootstrap=200, split_halves=50, seed=3))
+    assert set(summary) >= {"groups", "contrasts", "error_consistency", "human_likeness",
+                            "conflict"}
+    assert list(summary["groups"]) == [SIMULATED_HUMANS, "baseline", "domainnet"]
+    cell = summary["groups"]["baseline"]["body"]
+    assert set(cell) >= {"accuracy", "ci_low", "ci_high", "chance", "n_trials", "n_agents",
+                         "simulated"}
+    assert cell["ci_low"] <= cell["accuracy"] <= cell["ci_high"]
+    assert cell["chance"] == pytest.approx(1 / 3)
+    assert summary["groups"][SIMULATED_HUMANS]["body"]["simulated"] is True
+    assert summary["groups"][SIMULATED_HUMANS]["body"]["n_agents"] == 6
+    # The models were built with opposite cue reliance: the summary must show it.
+    assert (summary["conflict"]["baseline"]["background"]["share"]
+            > summary["conflict"]["domainnet"]["background"]["share"])
+    assert json.loads((out / "summary.json").read_text())["groups"]["baseline"]["body"] == cell
+
+    html = (out / "report.html").read_text()
+    assert html.count("data:image/png;base64,") >= 7
+    assert "SIMULATED" in html and "humans (simulated)" in html
+    assert "6 SIMULATED observers" in html and "200 hierarchical bootstrap" in html
+    assert "200 ms" in html  # the measured stimulus duration reached the methods paragraph
+    for name in ("accuracy_by_condition", "regression_effects", "contrasts",
+                 "error_consistency", "human_likeness", "conflict", "confusion_baseline"):
+        assert (out / f"{name}.png").stat().st_size > 1000
+        assert (out / f"{name}.svg").read_text().lstrip().startswith("<?xml")
+    for name in ("accuracy", "regression", "contrasts_body_background", "contrasts_model_model",
+                 "error_consistency", "error_consistency_pairs", "human_likeness", "conflict",
+                 "confusion", "observations"):
+        table = pd.read_csv(out / f"{name}.csv")
+        assert len(table) > 0
+        assert "simulated" in table.columns, name
+    acc = pd.read_csv(out / "accuracy.csv")
+    assert acc.loc[acc["group"] == SIMULATED_HUMANS, "simulated"].all()
+    assert not acc.loc[acc["group"] == "baseline", "simulated"].any()
+    record = json.loads((out / "report_run.json").read_text())
+    assert record["seed"] == 3 and record["config"]["bootstrap"] == 200
+    # Reproducible: the same seed gives the same intervals.
+    again = make_report(trials, responses, predictions, tmp_path / "again",
+                        ReportConfig(bootstrap=200, split_halves=50, seed=3))
+    assert again["groups"] == summary["groups"]
+
+
+def test_report_refuses_non_empty_out(study, tmp_path):
+    out = tmp_path / "taken"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    with pytest.raises(BadInput, match="not empty"):
+        make_report(*study, out, ReportConfig(bootstrap=10, regression=False))
+    assert (out / "keep.txt").read_text() == "mine"
+
+
+def test_cli_report_and_exit_codes(study, tmp_path, capsys):
+    trials, responses, predictions = study
+    out = tmp_path / "cli"
+    rc = main(["report", "--trials", str(trials), "--responses", str(responses),
+               "--predictions", str(predictions), "--out", str(out), "--bootstrap", "50",
+               "--no-regression"])
+    assert rc == 0 and (out / "report.html").exists()
+    assert "baseline:" in capsys.readouterr().out
+    assert main(["report", "--trials", str(trials), "--responses", str(responses),
+                 "--out", str(out)]) == 2
+
+
+def test_real_and_simulated_humans_stay_apart(tmp_path):
+    trials, responses, predictions = write_study(tmp_path / "s", n_participants=3, models={})
+    real = write_study(tmp_path / "r", n_participants=3, models={}, simulated=False)[1]
+    for f in real.glob("*.csv"):  # same manifest content (same seed): rename the people
+        text = f.read_text().replace("\np0", "\nreal0")
+        (responses / f"real_{f.name}").write_text(text)
+    obs = load_observations(trials, responses, None)
+    assert set(obs["group"]) == {"humans", SIMULATED_HUMANS}
+    assert set(obs.loc[obs["group"] == "humans", "agent"]) == {"real00", "real01", "real02"}
+
+
+def test_readouts_folder_is_opt_in(study):
+    trials, responses, predictions = study
+    (predictions / "readouts").mkdir()
+    text = (predictions / "domainnet.csv").read_text().replace(",sum,", ",body,")
+    (predictions / "readouts" / "domainnet-body.csv").write_text(text)
+    assert "domainnet:body" not in set(load_observations(trials, responses, predictions)["agent"])
+    with_readouts = load_observations(trials, responses, predictions, include_readouts=True)
+    assert "domainnet:body" in set(with_readouts["group"])
+
+
+# ------------------------------------------------------------------------- bad input
+
+def _rewrite(path: Path, edit) -> None:
+    df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    edit(df)
+    df.to_csv(path, index=False)
+
+
+def _expect_bad(study, capsys, tmp_path, pattern: str) -> None:
+    trials, responses, predictions = study
+    with pytest.raises(BadInput, match=pattern) as info:
+        load_observations(trials, responses, predictions)
+    assert "\n" not in str(info.value)
+    rc = main(["report", "--trials", str(trials), "--responses", str(responses),
+               "--predictions", str(predictions), "--out", str(tmp_path / "bad_out")])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and err.startswith("bodyscene: error:")
+    assert not (tmp_path / "bad_out").exists()  # nothing written for bad input
+
+
+def test_unknown_trial(study, capsys, tmp_path):
+    f = study[1] / "p02_bodyscene.csv"
+    _rewrite(f, lambda df: df.__setitem__("trial_id", df["trial_id"].where(df.index != 4,
+                                                                          "nosuch-body")))
+    _expect_bad(study, capsys, tmp_path, r"p02_bodyscene\.csv: row 6, column 'trial_id'.*"
+                                         r"'nosuch-body' is not in the manifest")
+
+
+def test_hash_mismatch(study, capsys, tmp_path):
+    f = study[2] / "baseline.csv"
+    _rewrite(f, lambda df: df.__setitem__("sha256", df["sha256"].where(df.index != 2, "0" * 64)))
+    _expect_bad(study, capsys, tmp_path, r"baseline\.csv: row 4, column 'sha256'.*other pixels")
+
+
+def test_duplicate_trial(study, capsys, tmp_path):
+    def repeat_first_answer(df):
+        for column in ("trial_id", "sha256", "response", "correct"):
+            df.loc[3, column] = df.loc[0, column]
+
+    _rewrite(study[1] / "p01_bodyscene.csv", repeat_first_answer)
+    _expect_bad(study, capsys, tmp_path, r"p01_bodyscene\.csv: row 5, column 'trial_id'.*"
+                                         r"answered trial .* twice \(first in .* row 2\)")
+
+
+def test_duplicate_across_files(study, capsys, tmp_path):
+    src = study[1] / "p00_bodyscene.csv"
+    (study[1] / "p99_copy.csv").write_text(src.read_text())
+    _expect_bad(study, capsys, tmp_path, r"p99_copy\.csv: row 2, column 'trial_id'.*twice")
+
+
+def test_wrong_columns(study, capsys, tmp_path):
+    f = study[2] / "domainnet.csv"
+    _rewrite(f, lambda df: df.pop("response_open"))
+    _expect_bad(study, capsys, tmp_path, r"domainnet\.csv: row 1: missing column\(s\) "
+                                         r"response_open")
+
+
+def test_unexpected_column(study, capsys, tmp_path):
+    f = study[1] / "p03_bodyscene.csv"
+    _rewrite(f, lambda df: df.insert(3, "mood", "happy"))
+    _expect_bad(study, capsys, tmp_path, r"p03_bodyscene\.csv: row 1: unexpected column")
+
+
+def test_response_not_offered_and_contradicting_correct(study, capsys, tmp_path):
+    f = study[1] / "p04_bodyscene.csv"
+    _rewrite(f, lambda df: df.__setitem__("response", df["response"].where(df.index != 0,
+                                                                          "dance")))
+    _expect_bad(study, capsys, tmp_path, r"p04_bodyscene\.csv: row 2, column 'response'")
+
+
+def test_correct_flag_must_match_response(study, capsys, tmp_path):
+    f = study[1] / "p05_bodyscene.csv"
+    _rewrite(f, lambda df: df.__setitem__("correct", df["correct"].where(
+        df.index != 1, df["correct"].map({"true": "false", "false": "true"}))))
+    _expect_bad(study, capsys, tmp_path, r"p05_bodyscene\.csv: row 3, column 'correct'")
+
+
+def test_model_file_in_responses_folder(study, capsys, tmp_path):
+    trials, responses, predictions = study
+    text = (predictions / "baseline.csv").read_text()
+    (predictions / "baseline.csv").unlink()
+    head, *rows = text.splitlines()
+    cols = head.split(",")
+    keep = [i for i, c in enumerate(cols) if c not in ("response_open", "readout",
+                                                        "aggregation", "checkpoint", "model") and not c.startswith("p_")]
+    lines = [",".join(line.split(",")[i] for i in keep) for line in [head] + rows]
+    (responses / "baseline.csv").write_text("\n".join(lines) + "\n")
+    _expect_bad(study, capsys, tmp_path, r"baseline\.csv: row 2, column 'agent_kind'")
