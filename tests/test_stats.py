@@ -1,0 +1,251 @@
+"""The statistics against hand-computed values, and their behaviour on data with a known truth."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from benchmark.stats.accuracy import accuracy_table
+from benchmark.stats.bootstrap import hierarchical_ci
+from benchmark.stats.conflict import conflict_shares
+from benchmark.stats.consistency import error_consistency, pairwise_consistency
+from benchmark.stats.contrasts import condition_contrasts, holm, mcnemar, paired_difference_ci
+from benchmark.stats.likeness import human_likeness, spearman_brown, split_half_ceiling
+
+
+def tidy(rows: list[dict]) -> pd.DataFrame:
+    """A minimal trials table in the layout of benchmark.observations."""
+    df = pd.DataFrame(rows)
+    defaults = {"agent_kind": "human", "simulated": False, "action": "clap", "n_choices": 3,
+                "chance": 1 / 3, "correct_open": np.nan, "response": "", "body_action": "",
+                "background_action": "", "condition": "body"}
+    for col, value in defaults.items():
+        if col not in df.columns:
+            df[col] = value
+    if "group" not in df.columns:
+        df["group"] = np.where(df["agent_kind"] == "model", df["agent"], "humans")
+    if "trial_id" not in df.columns:
+        df["trial_id"] = df["item_id"] + "-" + df["condition"]
+    return df
+
+
+# ------------------------------------------------------------------ error consistency
+
+def test_error_consistency_hand_computed():
+    a = [1, 1, 1, 0, 0, 1, 0, 1, 1, 0]
+    b = [1, 1, 0, 0, 1, 1, 0, 1, 0, 0]
+    # p1 = .6, p2 = .5; agreement on 7 of 10; c_exp = .6*.5 + .4*.5 = .5; kappa = .2/.5 = .4
+    got = error_consistency(a, b)
+    assert got["c_obs"] == pytest.approx(0.7)
+    assert got["c_exp"] == pytest.approx(0.5)
+    assert got["kappa"] == pytest.approx(0.4)
+    assert error_consistency(a, a)["kappa"] == pytest.approx(1.0)
+    assert math.isnan(error_consistency([1, 1, 1], [1, 1, 1])["kappa"])  # c_exp = 1
+
+
+def test_pairwise_consistency_uses_shared_trials_only():
+    a = [1, 1, 1, 0, 0, 1, 0, 1, 1, 0, 1, 1]
+    b = [1, 1, 0, 0, 1, 1, 0, 1, 0, 0]
+    rows = [{"agent": "p1", "item_id": f"i{t}", "correct": bool(v)} for t, v in enumerate(a)]
+    rows += [{"agent": "p2", "item_id": f"i{t}", "correct": bool(v)} for t, v in enumerate(b)]
+    rows += [{"agent": "m", "agent_kind": "model", "item_id": f"i{t}", "correct": bool(v)}
+             for t, v in enumerate(a[:10])]
+    pairs = pairwise_consistency(tidy(rows), min_shared=5).set_index(["agent1", "agent2"])
+    assert pairs.loc[("p1", "p2"), "n_shared"] == 10  # p1's last two trials are not shared
+    assert pairs.loc[("p1", "p2"), "kappa"] == pytest.approx(0.4)
+    assert pairs.loc[("p1", "m"), "kappa"] == pytest.approx(1.0)
+    assert pairs.loc[("p2", "m"), "pair_type"] == "human-model"
+    assert pairs.loc[("p1", "p2"), "pair_type"] == "human-human"
+    few = pairwise_consistency(tidy(rows), min_shared=11)
+    assert few["kappa"].isna().all()
+
+
+# ------------------------------------------------------------------------- McNemar, Holm
+
+def test_mcnemar_exact_hand_computed():
+    # b=10, c=2: two-sided binomial p = 2 * P(X <= 2 | n=12, 1/2) = 2 * (1 + 12 + 66) / 4096
+    stat, p, method = mcnemar(10, 2)
+    assert method == "exact" and stat == 2
+    assert p == pytest.approx(158 / 4096)
+    assert mcnemar(0, 0)[1] == 1.0
+    assert mcnemar(3, 3)[1] == 1.0
+
+
+def test_mcnemar_chi2_hand_computed():
+    # b=30, c=10: chi2 = (|30-10| - 1)^2 / 40 = 9.025; p = erfc(sqrt(chi2 / 2)) for 1 df
+    stat, p, method = mcnemar(30, 10)
+    assert method == "chi2"
+    assert stat == pytest.approx(9.025)
+    assert p == pytest.approx(math.erfc(math.sqrt(9.025 / 2)))
+
+
+def test_mcnemar_agrees_with_statsmodels():
+    from statsmodels.stats.contingency_tables import mcnemar as sm_mcnemar
+
+    for b, c, exact in [(7, 1, True), (4, 9, True), (40, 22, False)]:
+        ref = sm_mcnemar([[50, b], [c, 30]], exact=exact, correction=True).pvalue
+        assert mcnemar(b, c, exact=exact)[1] == pytest.approx(ref)
+
+
+def test_paired_difference_ci():
+    got = paired_difference_ci(b=12, c=4, n=40)
+    assert got["estimate"] == pytest.approx(0.2)
+    half = 1.959964 * math.sqrt(16 - 64 / 40) / 40
+    assert got["ci_low"] == pytest.approx(0.2 - half)
+
+
+def test_holm_hand_computed():
+    # sorted: .005*4=.02, .01*3=.03, .03*2=.06, max(.04*1, .06)=.06
+    got = holm([0.01, 0.04, 0.03, 0.005])
+    np.testing.assert_allclose(got, [0.03, 0.06, 0.06, 0.02])
+    np.testing.assert_allclose(holm([0.5, 0.9]), [1.0, 1.0])  # 2 * .5 = 1, then monotone
+    got = holm([0.01, np.nan, 0.02])
+    assert np.isnan(got[1]) and got[0] == pytest.approx(0.02)
+
+
+def test_holm_agrees_with_statsmodels():
+    from statsmodels.stats.multitest import multipletests
+
+    p = np.random.default_rng(1).random(12) ** 3
+    np.testing.assert_allclose(holm(p), multipletests(p, method="holm")[1])
+
+
+def test_model_contrast_pairs_items():
+    # body right on items 0-9, background right on items 0-1: b = 8 discordant pairs, c = 0
+    rows = []
+    for i in range(12):
+        rows.append({"agent": "m", "agent_kind": "model", "item_id": f"i{i}",
+                     "condition": "body", "correct": i < 10})
+        rows.append({"agent": "m", "agent_kind": "model", "item_id": f"i{i}",
+                     "condition": "background", "correct": i < 2})
+    table = condition_contrasts(tidy(rows))
+    row = table.iloc[0]
+    assert (row["b"], row["c"]) == (8, 0)
+    assert row["p"] == pytest.approx(2 * 0.5 ** 8)
+    assert row["estimate"] == pytest.approx(8 / 12)
+
+
+def test_human_contrast_pairs_participants():
+    from scipy import stats
+
+    rng = np.random.default_rng(0)
+    rows, body, background = [], [], []
+    for p in range(8):
+        acc_b, acc_g = rng.integers(6, 10), rng.integers(3, 8)
+        body.append(acc_b / 10)
+        background.append(acc_g / 10)
+        for i in range(10):
+            rows.append({"agent": f"p{p}", "item_id": f"i{i}", "condition": "body",
+                         "correct": i < acc_b})
+            rows.append({"agent": f"p{p}", "item_id": f"i{i}", "condition": "background",
+                         "correct": i < acc_g})
+    row = condition_contrasts(tidy(rows)).iloc[0]
+    ref = stats.ttest_rel(body, background)
+    assert row["p"] == pytest.approx(ref.pvalue)
+    assert row["estimate"] == pytest.approx(np.mean(body) - np.mean(background))
+    assert row["ci_low"] < row["estimate"] < row["ci_high"]
+
+
+# ------------------------------------------------------------------------------ bootstrap
+
+def _nested(rng, n_people=10, n_items=30, p=0.7, sd=1.0):
+    """Participants who differ a lot in ability: the hierarchical interval must see it."""
+    logit = np.log(p / (1 - p)) + rng.normal(0, sd, n_people)[:, None] \
+        + rng.normal(0, 0.3, n_items)[None, :]
+    correct = rng.random((n_people, n_items)) < 1 / (1 + np.exp(-logit))
+    agents = np.repeat([f"p{i}" for i in range(n_people)], n_items)
+    items = np.tile([f"i{j}" for j in range(n_items)], n_people)
+    return agents, items, correct.ravel()
+
+
+def test_bootstrap_seeded_and_reproducible():
+    agents, items, correct = _nested(np.random.default_rng(0))
+    first = hierarchical_ci(agents, items, correct, n_boot=300, seed=7)
+    assert hierarchical_ci(agents, items, correct, n_boot=300, seed=7) == first
+    assert hierarchical_ci(agents, items, correct, n_boot=300, seed=8) != first
+    assert first[1] < first[0] < first[2]
+    assert first[0] == pytest.approx(correct.mean())
+
+
+def test_bootstrap_is_wider_than_a_naive_trial_bootstrap():
+    agents, items, correct = _nested(np.random.default_rng(2), sd=1.2)
+    _, lo, hi = hierarchical_ci(agents, items, correct, n_boot=500, seed=0)
+    naive = np.arange(len(correct)).astype(str)  # every trial its own observer and item
+    _, nlo, nhi = hierarchical_ci(np.zeros(len(correct)), naive, correct, n_boot=500, seed=0)
+    assert (hi - lo) > 1.3 * (nhi - nlo)
+
+
+def test_accuracy_table_cells_and_chance():
+    rows = [{"agent": "m", "agent_kind": "model", "item_id": f"i{i}", "condition": c,
+             "correct": i % 2 == 0, "n_choices": k, "chance": 1 / k, "correct_open": 0.0}
+            for i in range(6) for c, k in (("body", 2), ("background", 4))]
+    table = accuracy_table(tidy(rows), n_boot=100, seed=0).set_index("condition")
+    assert list(table.index) == ["body", "background"]
+    assert table.loc["body", "accuracy"] == pytest.approx(0.5)
+    assert table.loc["body", "chance"] == pytest.approx(0.5)
+    assert table.loc["background", "chance"] == pytest.approx(0.25)
+    assert table.loc["body", "n_trials"] == 6 and table.loc["body", "n_agents"] == 1
+
+
+def test_conflict_shares_hand_computed():
+    answers = ["clap", "clap", "kick", "kick", "kick", "wave"]  # body clap, background kick
+    rows = [{"agent": "m", "agent_kind": "model", "item_id": f"i{i}", "condition": "conflict",
+             "response": r, "correct": r == "clap", "body_action": "clap",
+             "background_action": "kick"} for i, r in enumerate(answers)]
+    table = conflict_shares(tidy(rows), n_boot=50).set_index("cue")
+    assert table.loc["body", "share"] == pytest.approx(2 / 6)
+    assert table.loc["background", "share"] == pytest.approx(3 / 6)
+    assert table.loc["body", "share_other"] == pytest.approx(1 / 6)
+
+
+# ------------------------------------------------------------------------ noise ceiling
+
+def test_spearman_brown():
+    assert spearman_brown(0.5) == pytest.approx(2 / 3)
+    assert spearman_brown(0.0) == 0.0
+    assert spearman_brown(0.6, factor=3) == pytest.approx(1.8 / 2.2)
+
+
+def test_split_half_ceiling_matches_the_real_noise():
+    """Participants share one true profile; the ceiling distance must predict how far the
+    full sample's profile lies from that truth, and the reliability must be high."""
+    rng = np.random.default_rng(0)
+    truth = np.array([0.9, 0.8, 0.55, 0.4, 0.7, 0.65, 0.3, 0.85])
+    n_people, n_trials = 20, 15
+    predicted, actual, reliability = [], [], []
+    for _ in range(40):
+        sums = rng.binomial(n_trials, truth, size=(n_people, truth.size)).astype(float)
+        counts = np.full_like(sums, n_trials)
+        ceiling = split_half_ceiling(sums, counts, n_splits=50, seed=1)
+        predicted.append(ceiling["ceiling_distance"])
+        actual.append(np.sqrt(np.mean((sums.sum(0) / counts.sum(0) - truth) ** 2)))
+        reliability.append(ceiling["r_full"])
+    assert np.mean(predicted) == pytest.approx(np.mean(actual), rel=0.2)
+    assert np.mean(reliability) > 0.9
+    flat = rng.binomial(n_trials, 0.6, size=(n_people, 8)).astype(float)
+    assert split_half_ceiling(flat, np.full_like(flat, n_trials), 50)["r_full"] < 0.5
+
+
+def test_human_likeness_orders_models():
+    rng = np.random.default_rng(3)
+    human_p = {"original": 0.9, "body": 0.85, "background": 0.55, "conflict": 0.6}
+    far_p = {"original": 0.95, "body": 0.35, "background": 0.9, "conflict": 0.3}
+    rows = []
+    for p in range(12):
+        for c, acc in human_p.items():
+            for i in range(20):
+                rows.append({"agent": f"p{p}", "item_id": f"i{i}", "condition": c,
+                             "correct": bool(rng.random() < acc)})
+    for name, prof in (("near", human_p), ("far", far_p)):
+        for c, acc in prof.items():
+            for i in range(200):
+                rows.append({"agent": name, "agent_kind": "model", "item_id": f"i{i}",
+                             "condition": c, "correct": bool(rng.random() < acc)})
+    like = human_likeness(tidy(rows), n_splits=50).query("profile == 'condition'")
+    like = like.set_index("model")
+    assert like.loc["near", "distance"] < 0.08 < 0.3 < like.loc["far", "distance"]
+    assert like.loc["near", "r"] > 0.9 > 0.5 > like.loc["far", "r"]
+    assert like.loc["near", "distance_ratio"] < like.loc["far", "distance_ratio"]
