@@ -127,3 +127,26 @@ def test_mmap_cache_gives_the_same_run(trials, tmp_path):
     sb = torch.load(b / "last.pt", weights_only=True)["state_dict"]
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
     assert list((tmp_path / "cache").iterdir()) == []  # the memory-mapped file is removed
+
+
+def test_paired_views_share_one_geometry_and_blank_stays_black():
+    from benchmark.data import MEAN, STD, Augment, to_input
+
+    gen = torch.Generator().manual_seed(0)
+    image = torch.randint(0, 256, (6, 1, 16, 16, 3), dtype=torch.uint8, generator=gen)
+    pixels = torch.cat([image, image, torch.zeros_like(image)], dim=1)
+    params = Augment(blur_p=0.5).draw(6, gen)
+    first, second, blank = to_input(pixels, "cpu", params)
+    plain = to_input(pixels, "cpu")[0]
+    assert not torch.allclose(first, plain)  # it did augment
+    assert torch.equal(first, second)
+    black = (-torch.tensor(MEAN) / torch.tensor(STD)).view(1, 3, 1, 1).expand_as(blank)
+    assert torch.allclose(blank, black)
+
+
+def test_worker_processes_gather_the_same_batches(trials, tmp_path):
+    a = train(_cfg(trials, tmp_path / "inline", epochs=1, model="baseline"))
+    b = train(_cfg(trials, tmp_path / "workers", epochs=1, model="baseline", workers=1))
+    sa = torch.load(a / "last.pt", weights_only=True)["state_dict"]
+    sb = torch.load(b / "last.pt", weights_only=True)["state_dict"]
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
