@@ -1,0 +1,76 @@
+"""Benchmark: the whole report on 28 participants x 240 trials and 10 models.
+
+The issue's target is under a minute on this machine. In one run this script makes the study
+(not timed), then times
+
+  load + validate   load_observations: every responses and predictions file read, checked
+                    against the manifest (hashes, choices, duplicates) — the floor any report
+                    pays
+  report            make_report with the default 2000 bootstrap resamples: statistics, the
+                    mixed-effects regression and GEE, figures (PNG + SVG), HTML, summary
+
+and prints the report's wall time as a ratio against the 60 s target and against load + validate.
+
+    python tests/perf/bench_report.py
+    python tests/perf/bench_report.py --participants 28 --models 10 --bootstrap 2000
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ for the study writer
+
+from test_report import write_study  # noqa: E402
+
+from benchmark.observations import load_observations  # noqa: E402
+from benchmark.report import ReportConfig, make_report  # noqa: E402
+
+TARGET_S = 60.0
+ACTIONS = ("clap", "kick", "wave", "run", "jump", "sit")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--participants", type=int, default=28)
+    ap.add_argument("--models", type=int, default=10)
+    ap.add_argument("--bootstrap", type=int, default=2000)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+
+    rng = np.random.default_rng(args.seed)
+    models = {f"model{m:02d}": dict(zip(("original", "body", "background", "conflict"),
+                                        rng.uniform(0.3, 0.95, 4)))
+              for m in range(args.models)}
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        # 6 actions x 10 test items x 4 conditions = 240 trials per observer
+        trials, responses, predictions = write_study(root / "study", args.participants,
+                                                     models, seed=args.seed, actions=ACTIONS,
+                                                     test_items=10)
+        t0 = time.perf_counter()
+        obs = load_observations(trials, responses, predictions)
+        load_s = time.perf_counter() - t0
+        n_people = obs.loc[obs["agent_kind"] == "human", "agent"].nunique()
+        per = obs.groupby("agent").size()
+        print(f"study: {n_people} participants x {int(per.median())} trials, "
+              f"{obs.loc[obs['agent_kind'] == 'model', 'agent'].nunique()} models, "
+              f"{len(obs)} answers")
+        t0 = time.perf_counter()
+        make_report(trials, responses, predictions, root / "report",
+                    ReportConfig(bootstrap=args.bootstrap, seed=args.seed))
+        report_s = time.perf_counter() - t0
+    print(f"load + validate: {load_s:.2f} s")
+    print(f"whole report:    {report_s:.2f} s ({args.bootstrap} bootstrap resamples)")
+    print(f"report / 60 s target      = {report_s / TARGET_S:.3f}  (< 1 meets the target)")
+    print(f"report / load + validate  = {report_s / load_s:.1f}")
+
+
+if __name__ == "__main__":
+    main()
