@@ -75,11 +75,16 @@ def load_observations(trials: str | Path | pd.DataFrame, responses: str | Path |
     for path in csv_files(responses):
         parts.append(_one_file(path, read_responses(path), manifest, mpath, "human"))
     pred_root = Path(predictions) if predictions is not None else None
+    main_agents: set[str] = set()
     for path in csv_files(predictions, include_readouts):
         df = read_predictions(path)
         if pred_root is not None and pred_root.is_dir() and path.parent.name == READOUTS_DIR:
-            # An alternative readout of a model already in the main folder: its own observer.
-            df["agent"] = df["agent"] + ":" + df["readout"]
+            # An alternative readout is its own observer; evaluation names it <model>.<readout>,
+            # a file that reuses its model's name gets the readout appended.
+            clash = df["agent"].isin(main_agents)
+            df.loc[clash, "agent"] = df.loc[clash, "agent"] + ":" + df.loc[clash, "readout"]
+        else:
+            main_agents |= set(df["agent"])
         parts.append(_one_file(path, df, manifest, mpath, "model"))
     if not parts:
         raise BadInput(f"no responses or predictions CSV found in {responses} or {predictions}")

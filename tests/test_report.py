@@ -162,8 +162,11 @@ def test_readouts_folder_is_opt_in(study):
     text = (predictions / "domainnet.csv").read_text().replace(",sum,", ",body,")
     (predictions / "readouts" / "domainnet-body.csv").write_text(text)
     assert "domainnet:body" not in set(load_observations(trials, responses, predictions)["agent"])
+    (predictions / "readouts" / "domainnet.background.csv").write_text(
+        text.replace(",body,", ",background,").replace("\ndomainnet,", "\ndomainnet.background,"))
     with_readouts = load_observations(trials, responses, predictions, include_readouts=True)
-    assert "domainnet:body" in set(with_readouts["group"])
+    assert {"domainnet:body", "domainnet.background"} <= set(with_readouts["group"])
+    assert set(with_readouts.loc[with_readouts["agent"] == "domainnet", "readout"]) == {"sum"}
 
 
 # ------------------------------------------------------------------------- bad input
