@@ -249,3 +249,81 @@ def test_human_likeness_orders_models():
     assert like.loc["near", "distance"] < 0.08 < 0.3 < like.loc["far", "distance"]
     assert like.loc["near", "r"] > 0.9 > 0.5 > like.loc["far", "r"]
     assert like.loc["near", "distance_ratio"] < like.loc["far", "distance_ratio"]
+
+
+# ------------------------------------------- recovery through the simulated observers
+
+def _simulate_study(simulate, model, n_people: int, n_items: int, conditions, rng):
+    """Every participant answers every item once per condition; a fresh sample of people and
+    items each call. Returns a tidy trials table."""
+    cond = np.tile(np.repeat(np.array(conditions, dtype=object), n_items), n_people)
+    part = np.repeat(np.arange(n_people), len(conditions) * n_items)
+    item = np.tile(np.arange(n_items), len(conditions) * n_people)
+    correct = np.asarray(simulate.draw_correct(model, cond, part, item, rng), bool)
+    return tidy([{"agent": f"p{p}", "item_id": f"i{i}", "condition": c, "correct": bool(k)}
+                 for p, i, c, k in zip(part, item, cond, correct)])
+
+
+def _population_accuracy(simulate, model, conditions, rng) -> dict[str, float]:
+    """The estimand: accuracy over the population of people and items, by a very large
+    simulated sample."""
+    n_people, n_items = 600, 600
+    truth = {}
+    for c in conditions:
+        cond = np.full(n_people * n_items, c, dtype=object)
+        part = np.repeat(np.arange(n_people), n_items)
+        item = np.tile(np.arange(n_items), n_people)
+        truth[c] = float(np.mean(simulate.draw_correct(model, cond, part, item, rng)))
+    return truth
+
+
+def test_bootstrap_intervals_cover_the_truth():
+    simulate = pytest.importorskip("human_study.simulate")
+    model = simulate.ObserverModel(accuracy={"body": 0.85, "background": 0.65},
+                                   participant_sd=0.4, item_sd=0.4)
+    rng = np.random.default_rng(11)
+    truth = _population_accuracy(simulate, model, ("body", "background"), rng)
+    hits = []
+    for rep in range(40):
+        obs = _simulate_study(simulate, model, 10, 20, ("body", "background"), rng)
+        table = accuracy_table(obs, n_boot=200, seed=rep).set_index("condition")
+        for c, t in truth.items():
+            hits.append(table.loc[c, "ci_low"] <= t <= table.loc[c, "ci_high"])
+    coverage = float(np.mean(hits))
+    assert 0.8 <= coverage <= 1.0, coverage
+
+
+def test_regression_recovers_the_body_background_effect():
+    from benchmark.stats.regression import fit_gee, fit_mixed
+
+    simulate = pytest.importorskip("human_study.simulate")
+    acc = {"original": 0.85, "body": 0.8, "background": 0.6}
+    model = simulate.ObserverModel(accuracy=acc, participant_sd=0.3, item_sd=0.3)
+    obs = _simulate_study(simulate, model, 20, 40, tuple(acc), np.random.default_rng(5))
+    logit = {c: math.log(a / (1 - a)) for c, a in acc.items()}
+    truth = logit["body"] - logit["background"]  # about 0.98 on the log-odds scale
+    mixed = fit_mixed(obs).set_index("term")
+    est = mixed.loc["condition[body]", "estimate"] - mixed.loc["condition[background]",
+                                                               "estimate"]
+    assert est > 0
+    assert abs(est - truth) < 0.4, (est, truth)
+    assert mixed.loc["condition[background]", "ci_high"] < 0  # background clearly harder
+    gee = fit_gee(obs).set_index("term")
+    assert gee.loc["condition[body]", "estimate"] > gee.loc["condition[background]", "estimate"]
+
+
+def test_power_grows_with_participants_and_is_alpha_without_effect():
+    pytest.importorskip("human_study.simulate")
+    from benchmark.stats.power import PowerConfig, participants_needed, power_curve
+
+    cfg = PowerConfig(accuracy={"body": 0.85, "background": 0.75}, participants=(4, 12, 32),
+                      items_per_condition=20, n_sims=120, seed=0)
+    curve = power_curve(cfg)
+    assert list(curve["n_participants"]) == [4, 12, 32]
+    assert curve["power"].iloc[0] < curve["power"].iloc[-1]
+    assert curve["power"].iloc[-1] > 0.8
+    assert participants_needed(curve) in (12, 32)
+    null = power_curve(PowerConfig(accuracy={"body": 0.8, "background": 0.8},
+                                   participants=(12,), items_per_condition=20, n_sims=200))
+    assert null["power"].iloc[0] < 0.1  # one-directional hits: about alpha / 2
+    assert participants_needed(null) is None
