@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -108,7 +109,8 @@ def _train(args: argparse.Namespace) -> int:
         channels_last=not args.no_channels_last, resume=args.resume, device=args.device,
         progress=not args.quiet)
     run = train(cfg)
-    print(f"run: {run} (best.pt, last.pt, metrics.csv, run.json)")
+    if os.environ.get("RANK", "0") == "0":  # one line, not one per torchrun process
+        print(f"run: {run} (best.pt, last.pt, metrics.csv, run.json)")
     return 0
 
 

@@ -287,7 +287,8 @@ def train(cfg: TrainConfig) -> Path:
     out, resumed = _prepare_out(cfg, manifest_hash)
     device = _device(cfg, dist)
     cuda = device.type == "cuda"
-    if dist.world > 1 and not tdist.is_initialized():
+    own_group = dist.world > 1 and not tdist.is_initialized()
+    if own_group:
         if cuda:
             torch.cuda.set_device(device)
         tdist.init_process_group("nccl" if cuda else "gloo")
@@ -432,6 +433,8 @@ def train(cfg: TrainConfig) -> Path:
         val_set.cache.close()
     if dist.world > 1:
         tdist.barrier()
+    if own_group:
+        tdist.destroy_process_group()
     return out
 
 
