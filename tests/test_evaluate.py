@@ -166,3 +166,19 @@ def test_checkpoint_for_other_actions_is_a_clear_error(domainnet_run, tmp_path):
         evaluate(EvalConfig(checkpoint=str(domainnet_run / "best.pt"), trials=str(other),
                             out=str(tmp_path / "p.csv"), progress=False))
     assert not (tmp_path / "p.csv").exists()
+
+
+def test_evaluate_command(toy, domainnet_run, tmp_path, capsys):
+    from benchmark.cli import main
+
+    out = tmp_path / "cli" / "dn.csv"
+    assert main(["evaluate", "--checkpoint", str(domainnet_run / "best.pt"), "--trials",
+                 str(toy), "--out", str(out), "--readout", "softmax-sum",
+                 "--aggregation", "log-mean", "--quiet"]) == 0
+    df = read_predictions(out)
+    assert set(df["readout"]) == {"softmax-sum"} and set(df["aggregation"]) == {"log-mean"}
+    assert readout_path(out, "sum").exists() and (tmp_path / "cli" / "dn.run.json").exists()
+    assert main(["evaluate", "--checkpoint", str(domainnet_run / "best.pt"), "--trials",
+                 str(toy), "--out", str(tmp_path / "x.csv"), "--readout", "vote"]) == 2
+    assert "readout 'vote': model 'domainnet' offers sum, softmax-sum, stream" in \
+        capsys.readouterr().err

@@ -209,3 +209,14 @@ def test_readouts():
     assert stream[0].argmax() == 0 and dn.read_out(out, "sum", present)[0].argmax() == 2
     with pytest.raises(ModelError, match="readout"):
         dn.read_out(out, "vote", present)
+
+
+def test_models_command_lists_models_and_backbones(capsys):
+    from benchmark.cli import main
+
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[:2] == ["baseline", "domainnet"] and ENTRY_POINT_GROUP in out
+    assert main(["models", "--backbones", "resnet*"]) == 0
+    names = capsys.readouterr().out.split()
+    assert {"resnet18", "resnet34", "resnet50"} <= set(names) and "tiny" not in names
