@@ -81,11 +81,24 @@ def _synth(args: argparse.Namespace) -> int:
         frames_per_video=args.frames_per_video, samples_per_video=args.samples_per_video,
         size=args.size, scene_consistency=args.scene_consistency,
         figure_scale=args.figure_scale, scene_salience=args.scene_salience,
-        video_fps=args.video_fps, split=tuple(float(x) for x in args.split.split(",")),
+        video_fps=args.video_fps, split=_parse_split(args.split),
         seed=args.seed, trials=composition_config(args, args.seed))
     manifest = make_synthetic_trials(args.out, cfg)
     print(f"wrote {manifest}")
     return 0
+
+
+def _parse_split(text: str) -> tuple[float, float, float]:
+    from .errors import BadInput
+
+    try:
+        parts = tuple(float(x) for x in text.split(","))
+    except ValueError:
+        parts = ()
+    if len(parts) != 3:
+        raise BadInput(f"--split: expected three fractions TRAIN,VAL,TEST such as 0.6,0.2,0.2, "
+                       f"got {text!r}")
+    return parts  # type: ignore[return-value]
 
 
 def _register_build(s: argparse._SubParsersAction) -> None:

@@ -17,7 +17,8 @@ from tqdm import tqdm
 
 from . import world
 from .errors import BadInput
-from .trialset import Item, TrialSetConfig, TrialSetWriter, finalize, item_rng
+from .trialset import (Item, TrialSetConfig, TrialSetWriter, read_choices_file, finalize,
+                       item_rng)
 
 
 @dataclass
@@ -55,6 +56,21 @@ class SynthConfig:
                            f"({self.frames_per_video}), got {clip}")
         if self.samples_per_video < 1:
             raise BadInput(f"--samples-per-video: at least 1, got {self.samples_per_video}")
+        if self.frames_per_video < 1:
+            raise BadInput(f"--frames-per-video: at least 1, got {self.frames_per_video}")
+        if not 0 < self.video_fps <= 1000:
+            raise BadInput(f"--video-fps: in (0, 1000] frames per second, got {self.video_fps}")
+        if not 0.1 <= self.figure_scale <= 1.5:
+            raise BadInput(f"--figure-scale: between 0.1 and 1.5, got {self.figure_scale}")
+        if not 0.0 <= self.scene_salience <= 1.0:
+            raise BadInput(f"--scene-salience: between 0 (plain) and 1 (full), got "
+                           f"{self.scene_salience}")
+        k = self.trials.k
+        if k is not None and not 2 <= k <= self.n_actions:
+            raise BadInput(f"--k: choices per trial must be between 2 and the number of actions "
+                           f"({self.n_actions}), got {k}")
+        self.trials.check()
+        split_of_clips(self.clips_per_action, self.split, np.random.default_rng(0))
 
 
 def split_of_clips(n: int, fractions: tuple[float, float, float],
@@ -64,6 +80,9 @@ def split_of_clips(n: int, fractions: tuple[float, float, float],
     n_val = max(1, round(fractions[1] * n)) if fractions[1] > 0 else 0
     n_test = max(1, round(fractions[2] * n)) if fractions[2] > 0 else 0
     n_train = n - n_val - n_test
+    if n_train < (1 if fractions[0] > 0 else 0) or n_train < 0:
+        raise BadInput(f"--split: {n} clips per action cannot be split as {fractions} with at "
+                       f"least one clip in every non-empty part; render more clips")
     labels = ["train"] * n_train + ["val"] * n_val + ["test"] * n_test
     return [labels[j] for j in rng.permutation(n)]
 
@@ -77,12 +96,16 @@ def sample_starts(n_frames: int, window: int, samples: int) -> list[int]:
 
 
 def make_synthetic_trials(out: str | Path, cfg: SynthConfig) -> Path:
+    """Render the world's videos, write their trial items and finalize the trial set in `out`
+    (a new or empty folder); returns the path of trials.csv."""
     cfg.check()
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         raise BadInput(f"{out}: output folder is not empty (nothing is overwritten); "
                        f"choose a new --out")
     actions = world.ACTIONS[:cfg.n_actions]
+    if cfg.trials.choices_file:   # a bad choices file fails now, not after rendering
+        read_choices_file(Path(cfg.trials.choices_file), sorted(actions))
     homes = [world.home_scene(a) for a in actions]
     style = world.WorldStyle(size=cfg.size, figure_scale=cfg.figure_scale,
                              scene_salience=cfg.scene_salience, video_fps=cfg.video_fps)

@@ -19,15 +19,15 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from .compose import (MaskNoise, background_only, body_only, conflict, mask_iou,
-                      perturb_mask)
+from .compose import (INPAINT_METHODS, MaskNoise, background_only, body_only, conflict,
+                      mask_iou, perturb_mask)
 from .errors import BadInput, where
 from .manifest import CONDITIONS, join_choices, write_manifest
 from .provenance import write_run_record
 from .tables import Schema, is_float, is_int, non_empty, one_of, read_csv, write_csv_atomic
 
 __all__ = ["Item", "MaskNoise", "TrialSetConfig", "TrialSetWriter", "finalize",
-           "parse_mask_noise", "parse_rgb"]
+           "parse_mask_noise", "parse_rgb", "read_choices_file"]
 
 VERSIONS = ("original", "body", "background")
 _SHARD_FILE = re.compile(r"^items\.shard-(\d+)-of-(\d+)\.csv$")
@@ -47,6 +47,32 @@ class TrialSetConfig:
     conflict_per_action: int | None = None   # None: one conflict trial per test item
     contact_sheet_items: int = 8
     seed: int = 0
+
+    def check(self) -> None:
+        """Reject impossible settings before any work is done (one line naming the option)."""
+        if self.clip_frames < 1:
+            raise BadInput(f"--clip-frames: at least 1, got {self.clip_frames}")
+        if self.fps is not None and not 0 < self.fps <= 1000:
+            raise BadInput(f"--fps: a playback rate in (0, 1000] frames per second, got {self.fps}")
+        if self.k is not None and self.k < 2:
+            raise BadInput(f"--k: at least 2 choices per trial, got {self.k}")
+        if self.choices_file is not None and not Path(self.choices_file).is_file():
+            raise BadInput(f"{self.choices_file}: choices file not found")
+        if len(self.fill) != 3 or not all(0 <= int(v) <= 255 for v in self.fill):
+            raise BadInput(f"--fill: expected R,G,B with values 0-255, got {self.fill}")
+        if not 1.0 <= self.dilation <= 5.0:
+            raise BadInput(f"--dilation: a factor between 1 (no dilation) and 5, got "
+                           f"{self.dilation}")
+        if self.inpaint_method not in INPAINT_METHODS:
+            raise BadInput(f"--inpaint-method: one of {', '.join(sorted(INPAINT_METHODS))}, got "
+                           f"{self.inpaint_method!r}")
+        if not self.inpaint_radius > 0:
+            raise BadInput(f"--inpaint-radius: a positive radius in pixels, got "
+                           f"{self.inpaint_radius}")
+        if self.conflict_per_action is not None and self.conflict_per_action < 0:
+            raise BadInput(f"--conflict-per-action: 0 or more, got {self.conflict_per_action}")
+        if self.contact_sheet_items < 0:
+            raise BadInput(f"--contact-sheet-items: 0 or more, got {self.contact_sheet_items}")
 
 
 @dataclass
@@ -148,6 +174,7 @@ class TrialSetWriter:
 
     def __init__(self, out_dir: str | Path, cfg: TrialSetConfig,
                  shard: tuple[int, int] = (0, 1)):
+        cfg.check()
         self.out = Path(out_dir)
         self.cfg = cfg
         i, n = shard
@@ -228,7 +255,7 @@ def _choice_sets(items: pd.DataFrame, actions: list[str], cfg: TrialSetConfig) -
     if not 2 <= k <= len(actions):
         raise BadInput(f"--k: choices per trial must be between 2 and the number of actions "
                        f"({len(actions)}), got {k}")
-    fixed = _read_choices_file(Path(cfg.choices_file), actions) if cfg.choices_file else None
+    fixed = read_choices_file(Path(cfg.choices_file), actions) if cfg.choices_file else None
     sets = {}
     for item_id, action in zip(items.item_id, items.action):
         rng = item_rng(cfg.seed, "choices/" + item_id)
@@ -242,7 +269,7 @@ def _choice_sets(items: pd.DataFrame, actions: list[str], cfg: TrialSetConfig) -
     return sets
 
 
-def _read_choices_file(path: Path, actions: list[str]) -> dict[str, list[str]]:
+def read_choices_file(path: Path, actions: list[str]) -> dict[str, list[str]]:
     schema = Schema(name="choices file", required=("action", "choices"),
                     checks={"action": non_empty, "choices": non_empty}, unique=("action",))
     df = read_csv(path, schema)
