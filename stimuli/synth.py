@@ -87,6 +87,16 @@ def split_of_clips(n: int, fractions: tuple[float, float, float],
     return [labels[j] for j in rng.permutation(n)]
 
 
+def choose_scene(action_index: int, homes: list[str], consistency: float,
+                 rng: np.random.Generator) -> str:
+    """The scene of one clip: its action's home scene with probability `consistency`, otherwise
+    the home scene of another action drawn uniformly (the body/background confound)."""
+    if rng.random() < consistency:
+        return homes[action_index]
+    others = [h for j, h in enumerate(homes) if j != action_index]
+    return others[int(rng.integers(len(others)))]
+
+
 def sample_starts(n_frames: int, window: int, samples: int) -> list[int]:
     """Start frames of `samples` windows of `window` frames spread evenly over a video."""
     last = n_frames - window
@@ -120,11 +130,7 @@ def make_synthetic_trials(out: str | Path, cfg: SynthConfig) -> Path:
         a_idx, c = job
         action = actions[a_idx]
         rng = item_rng(cfg.seed, f"video/{action}/{c}")
-        if rng.random() < cfg.scene_consistency:
-            scene = homes[a_idx]
-        else:
-            scene = homes[[j for j in range(len(homes)) if j != a_idx][
-                int(rng.integers(len(homes) - 1))]]
+        scene = choose_scene(a_idx, homes, cfg.scene_consistency, rng)
         frames, masks = world.render_video(action, scene, cfg.frames_per_video, style, rng)
         for start in sample_starts(cfg.frames_per_video, window, cfg.samples_per_video):
             sl = slice(start, start + window)
