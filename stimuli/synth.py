@@ -131,9 +131,13 @@ def make_synthetic_trials(out: str | Path, cfg: SynthConfig) -> Path:
         action = actions[a_idx]
         rng = item_rng(cfg.seed, f"video/{action}/{c}")
         scene = choose_scene(a_idx, homes, cfg.scene_consistency, rng)
-        frames, masks = world.render_video(action, scene, cfg.frames_per_video, style, rng)
-        for start in sample_starts(cfg.frames_per_video, window, cfg.samples_per_video):
-            sl = slice(start, start + window)
+        starts = sample_starts(cfg.frames_per_video, window, cfg.samples_per_video)
+        # render just the frames the trial items sample (identical to a full render's frames)
+        needed = sorted({t for s in starts for t in range(s, s + window)})
+        frames, masks = world.render_video(action, scene, cfg.frames_per_video, style, rng,
+                                           only=needed)
+        for start in starts:
+            sl = [needed.index(t) for t in range(start, start + window)]
             writer.add(Item(
                 item_id=f"{action}_{c:03d}_f{start:03d}", action=action,
                 split=splits[a_idx][c], source=f"synth:seed={cfg.seed}:{action}/{c:03d}:{scene}",

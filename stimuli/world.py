@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Sequence
 
 import cv2
 import numpy as np
@@ -347,39 +347,64 @@ def _palette(params: ClipParams) -> np.ndarray:
     return pal
 
 
-def render_layers(params: ClipParams, n_frames: int, style: WorldStyle):
+def _frame_indices(n_frames: int, only: Sequence[int] | None) -> list[int]:
+    idx = list(range(n_frames)) if only is None else [int(t) for t in only]
+    if any(not 0 <= t < n_frames for t in idx):
+        raise ValueError(f"frame indices must lie in [0, {n_frames}), got {idx}")
+    return idx
+
+
+def render_layers(params: ClipParams, n_frames: int, style: WorldStyle,
+                  only: Sequence[int] | None = None):
     """The clip's static scene (H,W,3 float32), and per frame the figure's premultiplied colour
-    (T,H,W,3 float32) and its coverage (T,H,W float32 in [0, 1])."""
+    (T,H,W,3 float32) and its coverage (T,H,W float32 in [0, 1]). `only` renders just those
+    frame indices of the n-frame clip (identical to the same frames of a full render)."""
     size = style.size
+    S = _SUPERSAMPLE
     scene = draw_scene(params.scene, size, style.scene_salience,
                        np.random.default_rng(params.scene_seed))
-    poses = clip_poses(params, n_frames, style.video_fps)
+    poses = clip_poses(params, n_frames, style.video_fps)   # placement needs the whole clip
     scale, ox, oy = _placement(params, poses, size)
     pal = _palette(params)
-    colour = np.empty((n_frames, size, size, 3), np.float32)
-    alpha = np.empty((n_frames, size, size), np.float32)
-    for t, (pose, joints) in enumerate(poses):
+    idx = _frame_indices(n_frames, only)
+    colour = np.zeros((len(idx), size, size, 3), np.float32)
+    alpha = np.zeros((len(idx), size, size), np.float32)
+    for k, t in enumerate(idx):
+        pose, joints = poses[t]
         labels = _draw_figure(pose, joints, params, scale, ox, oy, size)
-        colour[t] = cv2.resize(pal[labels], (size, size), interpolation=cv2.INTER_AREA)
-        alpha[t] = cv2.resize((labels > 0).astype(np.float32), (size, size),
-                              interpolation=cv2.INTER_AREA)
+        # only the figure's box (on the 4x grid) needs colouring and reducing
+        x, y, w, h = cv2.boundingRect(labels)
+        if w == 0:
+            continue
+        x0, y0 = x // S, y // S
+        x1, y1 = -(-(x + w) // S), -(-(y + h) // S)
+        crop = labels[y0 * S:y1 * S, x0 * S:x1 * S]
+        colour[k, y0:y1, x0:x1] = cv2.resize(pal[crop], (x1 - x0, y1 - y0),
+                                             interpolation=cv2.INTER_AREA)
+        alpha[k, y0:y1, x0:x1] = cv2.resize((crop > 0).astype(np.float32), (x1 - x0, y1 - y0),
+                                            interpolation=cv2.INTER_AREA)
     return scene.astype(np.float32), colour, alpha
 
 
-def render_clip(params: ClipParams, n_frames: int, style: WorldStyle):
-    """Frames (T,H,W,3 uint8 RGB) and exact person masks (T,H,W bool) of one clip."""
-    scene, colour, alpha = render_layers(params, n_frames, style)
+def render_clip(params: ClipParams, n_frames: int, style: WorldStyle,
+                only: Sequence[int] | None = None):
+    """Frames (T,H,W,3 uint8 RGB) and exact person masks (T,H,W bool) of one clip (or of the
+    frame indices in `only`)."""
+    scene, colour, alpha = render_layers(params, n_frames, style, only)
     frames = scene[None] * (1.0 - alpha[..., None]) + colour
     frames = np.clip(np.rint(frames), 0, 255).astype(np.uint8)
     return frames, alpha >= 0.5
 
 
 def render_video(action: str, scene: str, n_frames: int, style: WorldStyle,
-                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """A clip of `action` performed in `scene`, with this clip's variation drawn from `rng`."""
+                 rng: np.random.Generator, only: Sequence[int] | None = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """A clip of `action` performed in `scene`, with this clip's variation drawn from `rng`.
+    `only` (frame indices) renders just those frames of the clip, e.g. the ones a trial set
+    samples; they are byte-identical to the same frames of the full clip."""
     if n_frames < 1:
         raise ValueError(f"n_frames must be >= 1, got {n_frames}")
-    return render_clip(sample_clip(action, scene, style, rng), n_frames, style)
+    return render_clip(sample_clip(action, scene, style, rng), n_frames, style, only)
 
 
 # ---------------------------------------------------------------------------------- scenes

@@ -179,3 +179,12 @@ def test_unknown_names_are_refused():
         world.render_video("juggle", "beach", 2, _style(), np.random.default_rng(0))
     with pytest.raises(ValueError, match="unknown scene"):
         world.render_video("wave", "moon", 2, _style(), np.random.default_rng(0))
+
+
+def test_rendering_selected_frames_matches_the_full_clip():
+    full = world.render_video("punch", "city_street", 6, _style(), np.random.default_rng(9))
+    some = world.render_video("punch", "city_street", 6, _style(), np.random.default_rng(9),
+                              only=[1, 4])
+    assert np.array_equal(some[0], full[0][[1, 4]]) and np.array_equal(some[1], full[1][[1, 4]])
+    with pytest.raises(ValueError, match="frame indices"):
+        world.render_video("punch", "gym", 6, _style(), np.random.default_rng(9), only=[6])
