@@ -377,7 +377,15 @@ def _contact_sheet(out: Path, items: pd.DataFrame, cfg: TrialSetConfig, cell: in
     test = items[items.split == "test"]
     pool = test if not test.empty else items
     rng = item_rng(cfg.seed, "contact-sheet")
-    pick = sorted(rng.choice(len(pool), min(cfg.contact_sheet_items, len(pool)), replace=False))
+    # one item of each action first (so every action gets looked at), then any others
+    pool = pool.sort_values("item_id", ignore_index=True)
+    order = list(rng.permutation(len(pool)))
+    first = {}
+    for j in order:
+        first.setdefault(pool.action.iloc[j], j)
+    ranked = list(first.values()) + [j for j in order if j not in set(first.values())]
+    pick = sorted(ranked[:min(cfg.contact_sheet_items, len(pool))],
+                  key=lambda j: (pool.action.iloc[j], pool.item_id.iloc[j]))
     rows = []
     header = np.full((24, cell * len(CONDITIONS), 3), 255, np.uint8)
     for j, cond in enumerate(CONDITIONS):
@@ -403,8 +411,9 @@ def _contact_sheet(out: Path, items: pd.DataFrame, cfg: TrialSetConfig, cell: in
                 tile = np.full((cell, cell, 3), 200, np.uint8)
             tiles.append(tile)
         row = np.concatenate(tiles, axis=1)
-        cv2.putText(row, f"{it.action}", (4, cell - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.4,
-                    (255, 255, 255), 1, cv2.LINE_AA)
+        for colour, width in (((0, 0, 0), 3), ((255, 255, 255), 1)):   # outlined: any scene
+            cv2.putText(row, f"{it.action}", (4, cell - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.4,
+                        colour, width, cv2.LINE_AA)
         rows.append(row)
     sheet = np.concatenate(rows, axis=0)
     path = out / "contact_sheet.png"
