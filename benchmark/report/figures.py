@@ -52,7 +52,7 @@ def accuracy_by_condition(acc: pd.DataFrame, groups: list[str], conditions: list
     chance as a dashed line."""
     width = 0.8 / max(1, len(groups))
     style = group_style(groups)
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.2 * len(conditions) * max(2, len(groups)) / 2.5),
+    fig, ax = plt.subplots(figsize=(min(12.0, max(6.0, 0.3 * len(conditions) * len(groups) + 2)),
                                     4.0))
     x = np.arange(len(conditions))
     for j, g in enumerate(groups):
