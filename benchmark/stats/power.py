@@ -36,7 +36,13 @@ class PowerConfig:
 
 def simulate_differences(cfg: PowerConfig) -> np.ndarray:
     """(n_sims x max participants) per-participant accuracy differences a - b."""
-    from human_study.simulate import ObserverModel, draw_correct
+    try:
+        from human_study.simulate import ObserverModel, draw_correct
+    except ImportError as exc:
+        from stimuli.errors import BadInput
+
+        raise BadInput(f"power analysis needs the simulated observers of human_study.simulate "
+                       f"({exc})") from None
 
     model = ObserverModel(accuracy=dict(cfg.accuracy), participant_sd=cfg.participant_sd,
                           item_sd=cfg.item_sd)
