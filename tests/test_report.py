@@ -257,3 +257,24 @@ def test_model_file_in_responses_folder(study, capsys, tmp_path):
     lines = [",".join(line.split(",")[i] for i in keep) for line in [head] + rows]
     (responses / "baseline.csv").write_text("\n".join(lines) + "\n")
     _expect_bad(study, capsys, tmp_path, r"baseline\.csv: row 2, column 'agent_kind'")
+
+
+def test_cli_power_rejects_bad_plans(capsys):
+    assert main(["power", "--accuracy", "body=0.85"]) == 2
+    assert "needs a background=" in capsys.readouterr().err
+    assert main(["power", "--accuracy", "body=1.5,background=0.8"]) == 2
+    assert main(["power", "--participants", "1:4:1"]) == 2
+    assert "at least 2" in capsys.readouterr().err
+
+
+def test_cli_power_writes_curve(tmp_path, capsys):
+    pytest.importorskip("human_study.simulate")
+    out = tmp_path / "power"
+    rc = main(["power", "--accuracy", "body=0.9,background=0.7", "--participants", "4,16",
+               "--items", "20", "--sims", "60", "--out", str(out)])
+    assert rc == 0
+    assert "participants reach 80% power" in capsys.readouterr().out
+    curve = pd.read_csv(out / "power.csv")
+    assert list(curve["n_participants"]) == [4, 16] and curve["simulated"].all()
+    assert (out / "power.png").exists() and (out / "power.svg").exists()
+    assert (out / "power_run.json").exists()
