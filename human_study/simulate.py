@@ -90,7 +90,8 @@ def simulate_participants(plan_dir: str | Path, model: ObserverModel, out_dir: s
     given, else their condition's. Existing files are refused, never overwritten."""
     from .plan import read_plan
     from .responses import ResponseWriter
-    from .session import response_columns, responses_path, software_string
+    from .session import (response_columns, response_row, responses_path, shuffled_choices,
+                          software_string)
 
     plan = read_plan(plan_dir)
     names = list(participants) if participants is not None else list(plan.participants)
@@ -121,25 +122,15 @@ def simulate_participants(plan_dir: str | Path, model: ObserverModel, out_dir: s
         start += n
         with ResponseWriter(path, columns=response_columns(), mode="new") as writer:
             for k, row in enumerate(trials.itertuples(index=False)):
-                choices = row.choices.split(";")
-                order = list(choices)
-                rng.shuffle(order)
-                if correct[k]:
-                    response = row.action
-                else:
-                    others = [c for c in choices if c != row.action]
-                    response = others[rng.integers(len(others))] if others else row.action
-                writer.write({
-                    "agent": name, "agent_kind": "human", "session": 1,
-                    "trial_id": row.trial_id, "sha256": row.sha256, "response": response,
-                    "correct": response == row.action, "rt_s": float(rts[k]),
-                    "order": int(row.order), "block": int(row.block),
-                    "choice_order": ";".join(order),
-                    "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "simulated": True,
-                    "phase": row.phase, "plan_sha256": plan.sha256,
-                    "manifest_sha256": plan.manifest_sha256, "software": software,
-                    "stim_intended_s": float(row.duration_s),
-                })
+                order = shuffled_choices(row.choices, rng)
+                response = row.action
+                if not correct[k]:
+                    others = [c for c in order if c != row.action]
+                    if others:
+                        response = others[rng.integers(len(others))]
+                writer.write(response_row(row, name, 1, response, float(rts[k]), order,
+                                          row.sha256, plan.sha256, plan.manifest_sha256,
+                                          software, simulated=True))
         written.append(path)
     return written
 

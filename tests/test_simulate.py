@@ -1,0 +1,103 @@
+"""Simulated observers: accuracy pattern recovered, files valid and flagged, nothing overwritten."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import write_toy_manifest
+from human_study.plan import PlanConfig, make_plan, read_plan
+from human_study.responses import read_responses
+from human_study.simulate import ObserverModel, draw_correct, draw_rt, simulate_participants
+from stimuli.errors import BadInput
+
+ACC = {"original": 0.8, "body": 0.9, "background": 0.6, "conflict": 0.7}
+
+
+def test_draw_correct_recovers_accuracy_without_random_effects():
+    model = ObserverModel(accuracy={"body": 0.9, "background": 0.6}, participant_sd=0.0,
+                          item_sd=0.0)
+    n = 40_000
+    cond = np.array(["body", "background"] * (n // 2), dtype=object)
+    correct = draw_correct(model, cond, np.arange(n) % 50, np.arange(n) % 97,
+                           np.random.default_rng(0))
+    assert correct.dtype == bool and correct.shape == (n,)
+    assert abs(correct[cond == "body"].mean() - 0.9) < 0.01
+    assert abs(correct[cond == "background"].mean() - 0.6) < 0.01
+
+
+def test_random_effects_spread_participants():
+    model = ObserverModel(accuracy={"body": 0.75}, participant_sd=1.0, item_sd=0.0)
+    part = np.repeat(np.arange(40), 500)
+    correct = draw_correct(model, np.full(len(part), "body"), part, np.zeros(len(part)),
+                           np.random.default_rng(1))
+    per = np.bincount(part, correct) / 500
+    flat = draw_correct(ObserverModel(accuracy={"body": 0.75}, participant_sd=0.0, item_sd=0.0),
+                        np.full(len(part), "body"), part, np.zeros(len(part)),
+                        np.random.default_rng(1))
+    assert per.std() > 2 * (np.bincount(part, flat) / 500).std()
+
+
+def test_rt_mean_and_positive():
+    rts = draw_rt(ObserverModel(accuracy={"body": 0.8}, rt_mean_s=0.7), 50_000,
+                  np.random.default_rng(2))
+    assert (rts > 0).all() and abs(rts.mean() - 0.7) < 0.01
+
+
+def test_unknown_condition_and_bad_accuracy_are_one_line():
+    with pytest.raises(BadInput, match="no accuracy for condition"):
+        draw_correct(ObserverModel(accuracy={"body": 0.8}), np.array(["body", "conflict"]),
+                     np.array([0, 0]), np.array([0, 1]), np.random.default_rng(0))
+    with pytest.raises(BadInput, match="strictly between"):
+        ObserverModel(accuracy={"body": 1.2})
+
+
+@pytest.fixture
+def plan_dir(tmp_path):
+    manifest = write_toy_manifest(tmp_path / "toy", items_per_split={"train": 3, "val": 2,
+                                                                     "test": 16})
+    return make_plan(manifest, tmp_path / "plan",
+                     PlanConfig(n_participants=8, practice_items=2, catch_trials=2, max_run=4))
+
+
+def test_files_validate_flagged_and_accuracy_recovered(plan_dir, tmp_path):
+    model = ObserverModel(accuracy=ACC, participant_sd=0.0, item_sd=0.0)
+    paths = simulate_participants(plan_dir, model, tmp_path / "resp", seed=3)
+    plan = read_plan(plan_dir)
+    assert [p.name for p in paths] == [f"{p}_s1_bodyscene.csv" for p in plan.participants]
+    frames = []
+    for pid, path in zip(plan.participants, paths):
+        df = read_responses(path)
+        trials = plan.trials(pid)
+        assert df["trial_id"].tolist() == trials["trial_id"].tolist()
+        assert df["simulated"].all() and (df["agent_kind"] == "human").all()
+        assert (df["agent"] == pid).all() and (df["plan_sha256"] == plan.sha256).all()
+        for row, t in zip(df.itertuples(), trials.itertuples()):
+            assert sorted(row.choice_order.split(";")) == sorted(t.choices.split(";"))
+            assert row.response in t.choices.split(";")
+            assert row.correct == (row.response == t.action)
+        frames.append(df.assign(condition=trials["condition"].to_numpy()))
+    allrows = np.concatenate([f[f["phase"] == "main"][["condition", "correct"]].to_numpy()
+                              for f in frames])
+    for cond, p in ACC.items():
+        got = allrows[allrows[:, 0] == cond, 1].astype(float)
+        # 8 participants x 48 items / 4 conditions = 96 trials per condition: 4 SE ~ 0.18
+        assert abs(got.mean() - p) < 4 * np.sqrt(p * (1 - p) / len(got)), cond
+
+
+def test_choice_orders_are_shuffled(plan_dir, tmp_path):
+    paths = simulate_participants(plan_dir, ObserverModel(accuracy=ACC), tmp_path / "r", seed=0)
+    orders = set(read_responses(paths[0])["choice_order"])
+    assert len(orders) > 1
+
+
+def test_never_overwrites_and_names_participants(plan_dir, tmp_path):
+    model = ObserverModel(accuracy=ACC)
+    out = tmp_path / "resp"
+    first = simulate_participants(plan_dir, model, out, seed=0, participants=["P02"])
+    before = first[0].read_bytes()
+    with pytest.raises(BadInput, match="already exists"):
+        simulate_participants(plan_dir, model, out, seed=1, participants=["P02"])
+    assert first[0].read_bytes() == before
+    with pytest.raises(BadInput, match="no participant 'P99'"):
+        simulate_participants(plan_dir, model, out, seed=0, participants=["P99"])
