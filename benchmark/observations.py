@@ -26,7 +26,8 @@ READOUTS_DIR = "readouts"
 COLUMNS = ("agent", "agent_kind", "group", "simulated", "session", "trial_id", "item_id",
            "action", "condition", "split", "choices", "n_choices", "chance", "response",
            "correct", "response_open", "correct_open", "body_action", "background_action",
-           "rt_s", "readout", "aggregation", "stim_duration_s", "source_file", "source_row")
+           "rt_s", "readout", "aggregation", "stim_intended_s", "stim_duration_s", "source_file",
+           "source_row")
 
 
 @dataclass(frozen=True)
@@ -185,9 +186,10 @@ def _one_file(path: Path, df: pd.DataFrame, manifest: pd.DataFrame, mpath: Path,
         out["correct_open"] = np.nan
         out["readout"] = ""
         out["aggregation"] = ""
-    duration = df.get("stim_duration_s")
-    out["stim_duration_s"] = (pd.to_numeric(duration.replace("", np.nan)).to_numpy(float)
-                              if duration is not None else np.nan)
+    for col in ("stim_intended_s", "stim_duration_s"):  # planned and measured, if recorded
+        values = df.get(col)
+        out[col] = (pd.to_numeric(values.replace("", np.nan), errors="coerce").to_numpy(float)
+                    if values is not None else np.nan)
     if kind == "model":
         out["group"] = out["agent"]
     else:

@@ -53,6 +53,12 @@ def stimulus_duration(obs: pd.DataFrame, records: list[dict]) -> str | None:
         return (f"stimuli were shown for a median {1000 * measured.median():.0f} ms "
                 f"(measured; interquartile range {1000 * measured.quantile(0.25):.0f}-"
                 f"{1000 * measured.quantile(0.75):.0f} ms)")
+    intended = obs.loc[obs["agent_kind"] == "human", "stim_intended_s"].dropna()
+    if len(intended):
+        values = sorted(set(intended.round(4)))
+        return ("the planned stimulus duration was " +
+                ", ".join(f"{1000 * v:.0f} ms" for v in values[:4]) +
+                (" (and others)" if len(values) > 4 else "") + " (not measured)")
     planned = sorted({float(v) for r in records for v in _find(r, "duration")})
     if planned:
         return "the planned stimulus duration was " + ", ".join(f"{1000 * v:.0f} ms"
