@@ -165,7 +165,7 @@ class Screen:
         self.monitor.setSizePix(list(m.resolution))
         size = cfg.window_size or m.resolution
         self.win = visual.Window(size=list(size), fullscr=cfg.fullscr, monitor=self.monitor,
-                                 units="deg", color=(-1, -1, -1), colorSpace="rgb",
+                                 units="deg", color=(0, 0, 0), colorSpace="rgb",
                                  allowGUI=not cfg.fullscr, waitBlanking=True,
                                  title=cfg.title or f"bodyscene {cfg.participant}")
         self.win.mouseVisible = True
@@ -229,8 +229,20 @@ class Screen:
             self._check_escape()
         return times
 
+    def _keys(self, key_list: list[str] | None = None, clear: bool = True) -> list:
+        """Keys pressed since the last call, whether or not already released (PsychoPy files a
+        quick press-and-release under released keys only, so ask for both kinds)."""
+        return (self.kb.getKeys(keyList=key_list, waitRelease=False, clear=clear)
+                + self.kb.getKeys(keyList=key_list, waitRelease=True, clear=clear))
+
     def _check_escape(self) -> None:
-        if self.kb.getKeys(keyList=["escape"], waitRelease=False, clear=False):
+        if self._keys(["escape"], clear=False):
+            raise QuitSession
+
+    def _drain(self) -> None:
+        """Forget keys pressed before a screen appeared (they answer nothing), but honour an
+        Escape among them."""
+        if any(k.name == "escape" for k in self._keys()):
             raise QuitSession
 
     # --- screens ----------------------------------------------------------------------------
@@ -240,9 +252,9 @@ class Screen:
         self.text.draw()
         self.shoot(kind)
         self.flip()
-        self.kb.clearEvents()
+        self._drain()
         while True:
-            keys = self.kb.getKeys(keyList=[key, "escape"], waitRelease=False)
+            keys = self._keys([key, "escape"])
             if any(k.name == "escape" for k in keys):
                 raise QuitSession
             if keys:
@@ -252,31 +264,27 @@ class Screen:
         self.flip()
 
     def trial(self, trial, stimulus: Path, plan_sha256: str, participant: str) -> dict:
+        """One trial. Textures and the response labels are made before the blank screen so
+        that nothing slow happens between the flips that time the stimulus."""
         t = self.lab.timing
-        self.hold(lambda: None, frames_for(t.iti_s, self.hz), "blank")
-        self.hold(self.fix.draw, frames_for(t.fixation_s, self.hz), "fixation")
+        order = shuffled_choices(trial.choices, trial_rng(plan_sha256 + participant,
+                                                          trial.order))
+        labels = self._labels(order)
         frames = self._load(stimulus)
         if len(frames) == 1:
             holds = [frames_for(float(trial.duration_s), self.hz)]
         else:
-            per = frames_for(1.0 / float(trial.fps), self.hz)
-            holds = [per] * len(frames)
+            holds = [frames_for(1.0 / float(trial.fps), self.hz)] * len(frames)
         intended = sum(holds) * self.period
+        self.hold(lambda: None, frames_for(t.iti_s, self.hz), "blank")
+        self.hold(self.fix.draw, frames_for(t.fixation_s, self.hz), "fixation")
         times: list[float] = []
         for img, n in zip(frames, holds):
             times += self.hold(img.draw, n, "stimulus", trial.trial_id)
         n_mask = frames_for(t.mask_s, self.hz)
-        if n_mask:
-            mask = self._mask_stim()
-            offset_times = self.hold(mask.draw, n_mask, "mask")
-            offset = offset_times[0]
-        else:
-            offset = None
-        order = shuffled_choices(trial.choices, trial_rng(plan_sha256 + participant,
-                                                          trial.order))
-        response, rt, on_screen = self._respond(order)
-        if offset is None:
-            offset = on_screen
+        offset = self.hold(self._mask_stim().draw, n_mask, "mask")[0] if n_mask else None
+        response, rt, on_screen = self._respond(order, labels)
+        offset = on_screen if offset is None else offset
         intervals = [b - a for a, b in zip(times, times[1:] + [offset])]
         dropped = sum(max(0, int(round(d / self.period)) - 1) for d in intervals)
         return {"response": response, "rt_s": rt, "choice_order": order,
@@ -309,18 +317,22 @@ class Screen:
                                                interpolate=False)
         return self._mask
 
-    def _respond(self, order: list[str]) -> tuple[str, float, float]:
-        """Labels numbered 1..k in `order`; a number key or a click on a label answers.
-        Returns (response, rt from the response screen's onset, that onset)."""
+    def _labels(self, order: list[str]) -> list:
+        """Labels numbered 1..k in `order`, spread across the screen."""
         k = len(order)
-        labels = []
+        prompt = self.lab.texts.prompt.format(k=k)
+        if self.prompt.text != prompt:
+            self.prompt.text = prompt
         span = min(24.0, 6.0 * k)
-        for i, action in enumerate(order):
-            x = -span / 2 + span * (i + 0.5) / k
-            labels.append(self.visual.TextStim(self.win, text=f"{i + 1}\n{self.lab.label(action)}",
-                                               pos=(x, 0), height=0.8, color=(1, 1, 1),
-                                               units="deg"))
-        self.prompt.text = self.lab.texts.prompt.format(k=k)
+        return [self.visual.TextStim(self.win, text=f"{i + 1}\n{self.lab.label(action)}",
+                                     pos=(-span / 2 + span * (i + 0.5) / k, 0), height=0.8,
+                                     color=(1, 1, 1), units="deg")
+                for i, action in enumerate(order)]
+
+    def _respond(self, order: list[str], labels: list) -> tuple[str, float, float]:
+        """A number key or a click on a label answers. Returns (response, rt from the
+        response screen's onset, that onset)."""
+        k = len(order)
         keys = [str(i + 1) for i in range(k)] + [f"num_{i + 1}" for i in range(k)]
 
         def draw():
@@ -332,13 +344,15 @@ class Screen:
         self.shoot("response")
         self.win.callOnFlip(self.kb.clock.reset)
         onset = self.flip()
-        self.kb.clearEvents()
+        self._drain()
         self.mouse.clickReset()
         was_pressed = True  # ignore a button already down at onset
         while True:
-            for key in self.kb.getKeys(keyList=keys + ["escape"], waitRelease=False):
+            for key in self._keys(keys + ["escape"]):
                 if key.name == "escape":
                     raise QuitSession
+                if key.rt < 0:
+                    continue  # pressed before the labels appeared: answers nothing
                 return order[int(key.name.split("_")[-1]) - 1], float(key.rt), onset
             pressed = self.mouse.getPressed()[0]
             if pressed and not was_pressed:

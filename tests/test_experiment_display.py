@@ -1,0 +1,242 @@
+"""The real PsychoPy experiment on a virtual display, answered by xdotool key presses.
+
+Each test starts its own Xvfb, runs `bodyscene experiment run` in a subprocess, focuses its
+window and presses keys as a participant would, then checks the responses file row by row
+against the plan. Skips with a reason where PsychoPy, Xvfb or xdotool is missing."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import write_toy_manifest
+from human_study.plan import PlanConfig, make_plan, read_plan
+from human_study.responses import read_responses
+from human_study.session import responses_path
+
+pytestmark = pytest.mark.display
+
+LAB = {"monitor": {"resolution": [640, 480], "width_cm": 40.0, "distance_cm": 57.0},
+       "timing": {"fixation_s": 0.1, "iti_s": 0.05, "feedback_s": 0.1, "stimulus_deg": 8.0,
+                  "interpolate": False}}
+
+
+def _missing() -> str | None:
+    if importlib.util.find_spec("psychopy") is None:
+        return "PsychoPy is not installed (pip install -e '.[experiment]')"
+    for tool in ("Xvfb", "xdotool"):
+        if shutil.which(tool) is None:
+            return f"{tool} is not installed (bash scripts/install-display.sh)"
+    return None
+
+
+@pytest.fixture(scope="module")
+def display():
+    reason = _missing()
+    if reason:
+        pytest.skip(reason)
+    for n in range(140, 200):
+        if not Path(f"/tmp/.X11-unix/X{n}").exists() and not Path(f"/tmp/.X{n}-lock").exists():
+            break
+    proc = subprocess.Popen(["Xvfb", f":{n}", "-screen", "0", "800x600x24", "-nolisten", "tcp"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 10
+    while not Path(f"/tmp/.X11-unix/X{n}").exists():
+        if proc.poll() is not None or time.time() > deadline:
+            proc.kill()
+            pytest.skip(f"Xvfb could not start on :{n}")
+        time.sleep(0.05)
+    yield f":{n}"
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+@pytest.fixture
+def sessions():
+    """Every experiment process a test starts; any still running at teardown is killed."""
+    started: list[Session] = []
+    yield started
+    for s in started:
+        if s.proc.poll() is None:
+            s.kill()
+
+
+@pytest.fixture
+def study(tmp_path):
+    manifest = write_toy_manifest(tmp_path / "toy", items_per_split={"val": 1, "test": 2},
+                                  size=16)
+    plan_dir = make_plan(manifest, tmp_path / "plan",
+                         PlanConfig(n_participants=4, practice_items=2, break_every=3,
+                                    max_run=3, stimulus_s=0.1))
+    lab = tmp_path / "lab.json"
+    lab.write_text(json.dumps(LAB))
+    return read_plan(plan_dir), lab, tmp_path / "data"
+
+
+class Session:
+    """A running experiment process and the keys sent to it."""
+
+    def __init__(self, registry: list, display: str, plan, lab: Path, data: Path,
+                 participant: str, *extra: str):
+        self.display, self.plan, self.participant = display, plan, participant
+        self.path = responses_path(data, participant, 1)
+        self.trials = plan.trials(participant)
+        self.log = data.parent / f"{participant}.log"
+        data.mkdir(parents=True, exist_ok=True)
+        self.env = {**os.environ, "DISPLAY": display}
+        cmd = [sys.executable, "-m", "benchmark.cli", "experiment", "run", "--plan",
+               str(plan.dir), "--participant", participant, "--data", str(data), "--config",
+               str(lab), "--windowed", "--window-size", "640x480", *extra]
+        self.proc = subprocess.Popen(cmd, env=self.env, stdout=open(self.log, "w"),
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        registry.append(self)
+        self.window = self._find_window()
+
+    def _xdo(self, *args: str) -> str:
+        return subprocess.run(["xdotool", *args], env=self.env, capture_output=True,
+                              text=True, timeout=10).stdout.strip()
+
+    def _find_window(self) -> str:
+        deadline = time.time() + 40
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"experiment exited early:\n{self.log.read_text()}")
+            found = self._xdo("search", "--name", f"bodyscene {self.participant}")
+            if found:
+                window = found.split()[0]
+                self._xdo("windowfocus", "--sync", window)
+                return window
+            time.sleep(0.2)
+        raise AssertionError(f"no experiment window appeared:\n{self.log.read_text()}")
+
+    def rows(self) -> int:
+        if not self.path.exists():
+            return 0
+        return max(0, len(self.path.read_text().splitlines()) - 1)
+
+    def answer(self, until: int, timeout: float = 45) -> None:
+        """Press the key for each next trial (1 + order mod k: every key is used) until
+        `until` rows are on disk; space moves past instruction and break screens."""
+        deadline = time.time() + timeout
+        while self.rows() < until:
+            if time.time() > deadline or self.proc.poll() is not None:
+                raise AssertionError(f"stuck at row {self.rows()}:\n{self.log.read_text()}")
+            trial = self.trials.iloc[self.rows()]
+            k = len(trial["choices"].split(";"))
+            self._xdo("key", "space")
+            self._xdo("key", str(1 + int(trial["order"]) % k))
+            time.sleep(0.08)
+
+    def finish(self, timeout: float = 20) -> int:
+        deadline = time.time() + timeout
+        while self.proc.poll() is None and time.time() < deadline:
+            self._xdo("key", "space")
+            time.sleep(0.1)
+        if self.proc.poll() is None:
+            self.proc.kill()
+            raise AssertionError(f"experiment did not close:\n{self.log.read_text()}")
+        return self.proc.returncode
+
+    def kill(self) -> None:
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+
+def _check_rows(df, plan, participant: str) -> None:
+    trials = plan.trials(participant)
+    assert df["order"].tolist() == trials["order"].tolist()
+    assert df["trial_id"].tolist() == trials["trial_id"].tolist()
+    for row, t in zip(df.itertuples(), trials.itertuples()):
+        shown = row.choice_order.split(";")
+        assert sorted(shown) == sorted(t.choices.split(";"))
+        assert row.response == shown[int(t.order) % len(shown)]  # the key that was pressed
+        assert row.correct == (row.response == t.action)
+        assert row.sha256 == t.sha256 and row.phase == t.phase and row.block == t.block
+        assert row.plan_sha256 == plan.sha256 and row.manifest_sha256 == plan.manifest_sha256
+        assert not row.simulated and row.agent == participant and row.agent_kind == "human"
+        assert row.rt_s > 0 and "psychopy=" in row.software
+        intended = float(row.stim_intended_s)
+        assert intended == pytest.approx(t.duration_s, abs=0.5 / float(row.refresh_hz))
+        assert float(row.stim_duration_s) >= intended - 0.002
+        assert int(row.dropped_frames) >= 0 and float(row.stim_onset_s) > 0
+
+
+def test_session_answered_by_keys_matches_plan(display, study, sessions):
+    plan, lab, data = study
+    s = Session(sessions, display, plan, lab, data, "P01")
+    s.answer(len(s.trials))
+    assert s.finish() == 0
+    _check_rows(read_responses(s.path), plan, "P01")
+    again = subprocess.run([sys.executable, "-m", "benchmark.cli", "experiment", "run",
+                            "--plan", str(plan.dir), "--participant", "P01", "--data",
+                            str(data), "--windowed"], env=s.env, capture_output=True, text=True,
+                           timeout=60)
+    assert again.returncode == 2 and "--resume" in again.stderr
+    assert len(again.stderr.strip().splitlines()) == 1
+    record = json.loads((data / "P01_s1_bodyscene.run.json").read_text())
+    assert record["plan_sha256"] == plan.sha256 and "display" in record
+
+
+def test_killed_session_resumes_after_last_trial(display, study, sessions):
+    plan, lab, data = study
+    s = Session(sessions, display, plan, lab, data, "P02")
+    s.answer(3)
+    s.kill()
+    kept = read_responses(s.path)
+    assert 3 <= len(kept) < len(s.trials)
+    before = s.path.read_bytes()
+    r = Session(sessions, display, plan, lab, data, "P02", "--resume")
+    r.answer(len(r.trials))
+    assert r.finish() == 0
+    assert r.path.read_bytes().startswith(before)  # appended, never rewritten
+    _check_rows(read_responses(r.path), plan, "P02")
+
+
+def test_escape_quits_after_saving(display, study, sessions):
+    plan, lab, data = study
+    s = Session(sessions, display, plan, lab, data, "P03")
+    s.answer(2)
+    s._xdo("key", "Escape")
+    s.proc.wait(timeout=20)
+    assert s.proc.returncode == 0
+    assert "--resume" in s.log.read_text()
+    assert 2 <= len(read_responses(s.path)) < len(s.trials)
+
+
+def test_stimulus_screenshot_matches_manifest_image(display, study, sessions, tmp_path):
+    import cv2
+
+    plan, lab, data = study
+    shots = tmp_path / "shots"
+    s = Session(sessions, display, plan, lab, data, "P04", "--screenshots", str(shots))
+    s.answer(1)
+    s._xdo("key", "Escape")
+    s.proc.wait(timeout=20)
+    meta = json.loads((shots / "screens.json").read_text())
+    trial = s.trials[s.trials["trial_id"] == meta["screens"]["stimulus"]].iloc[0]
+    shown = cv2.imread(str(shots / "stimulus.png"))[..., ::-1].astype(float)
+    source = cv2.imread(str(plan.stimulus_path(trial["stimulus"])))[..., ::-1]
+    h, w = shown.shape[:2]
+    side = int(round(meta["stimulus_px"]))
+    crop = shown[h // 2 - side // 2 + 2: h // 2 + side // 2 - 2,
+                 w // 2 - side // 2 + 2: w // 2 + side // 2 - 2]
+    # the file enlarged without smoothing (interpolate=false), sampled at the crop's pixels
+    ys = ((np.arange(crop.shape[0]) + 2) * source.shape[0] / side).astype(int)
+    xs = ((np.arange(crop.shape[1]) + 2) * source.shape[1] / side).astype(int)
+    expected = source[np.clip(ys, 0, source.shape[0] - 1)][:, np.clip(xs, 0,
+                                                                       source.shape[1] - 1)]
+    err = np.abs(crop - expected).mean()
+    flipped = np.abs(crop - expected[::-1]).mean()
+    swapped = np.abs(crop - expected[..., ::-1]).mean()
+    assert err < 6, err                       # same pixels (edge samples may differ)
+    assert flipped > 3 * err + 5 and swapped > 3 * err + 5, (err, flipped, swapped)
