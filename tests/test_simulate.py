@@ -101,3 +101,68 @@ def test_never_overwrites_and_names_participants(plan_dir, tmp_path):
     assert first[0].read_bytes() == before
     with pytest.raises(BadInput, match="no participant 'P99'"):
         simulate_participants(plan_dir, model, out, seed=0, participants=["P99"])
+
+
+def test_cli_plan_simulate_and_config(tmp_path, capsys):
+    from benchmark.cli import main
+    from human_study.labconfig import load_lab_config
+
+    manifest = write_toy_manifest(tmp_path / "toy", items_per_split={"val": 2, "test": 4})
+    plan = tmp_path / "plan"
+    assert main(["experiment", "plan", "--trials", str(manifest), "--participants", "4",
+                 "--out", str(plan), "--practice", "2", "--conditions",
+                 "original,body,background,conflict"]) == 0
+    out = tmp_path / "sim"
+    assert main(["experiment", "simulate", "--plan", str(plan), "--accuracy",
+                 "original=0.8,body=0.85,background=0.6,conflict=0.7", "--out", str(out),
+                 "--participants", "2", "--seed", "4"]) == 0
+    files = sorted(out.glob("*_bodyscene.csv"))
+    assert [f.name for f in files] == ["P01_s1_bodyscene.csv", "P02_s1_bodyscene.csv"]
+    assert all(read_responses(f)["simulated"].all() for f in files)
+    assert (out / "simulate_run.json").is_file()
+    capsys.readouterr()
+    assert main(["experiment", "simulate", "--plan", str(plan), "--accuracy", "body:0.8",
+                 "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "condition=probability" in err[0]
+    assert main(["experiment", "simulate", "--plan", str(plan), "--accuracy", "body=0.8",
+                 "--out", str(tmp_path / "y")]) == 2
+    assert "no accuracy for condition" in capsys.readouterr().err
+    cfg = tmp_path / "lab.json"
+    assert main(["experiment", "config", "--out", str(cfg)]) == 0
+    assert main(["experiment", "config", "--out", str(cfg)]) == 2   # never overwritten
+    text = cfg.read_text().replace('"Correct"', '"Richtig"')
+    cfg.write_text(text)
+    assert load_lab_config(cfg).texts.correct == "Richtig"
+
+
+@pytest.mark.parametrize("content, message", [
+    ('{"monitor": {"width_cm": "wide"}}', "monitor.width_cm expects"),
+    ('{"timing": {"flash_s": 1}}', "unknown key timing.flash_s"),
+    ('{"colours": {}}', "unknown section"),
+    ('{"timing": {"mask_s": -1}}', "timing.mask_s must be >= 0"),
+    ("[1, 2]", "expected a JSON object"),
+])
+def test_bad_lab_config_is_one_line(tmp_path, content, message):
+    from human_study.labconfig import load_lab_config
+
+    path = tmp_path / "lab.json"
+    path.write_text(content)
+    with pytest.raises(BadInput, match=message) as exc:
+        load_lab_config(path)
+    assert "\n" not in str(exc.value)
+
+
+def test_run_refuses_before_opening_a_window(tmp_path):
+    """Everything that can go wrong with the inputs is reported before PsychoPy is imported."""
+    from human_study.experiment import RunConfig, prepare
+
+    manifest = write_toy_manifest(tmp_path / "toy", items_per_split={"val": 1, "test": 2})
+    plan = make_plan(manifest, tmp_path / "plan", PlanConfig(n_participants=1, practice_items=1))
+    with pytest.raises(BadInput, match="no participant 'P09'"):
+        prepare(RunConfig(plan=plan, participant="P09"))
+    trials = read_plan(plan).trials("P01")
+    stim = manifest.parent / trials["stimulus"].iloc[-1]
+    stim.write_bytes(stim.read_bytes() + b"\0")
+    with pytest.raises(BadInput, match="does not match the sha256 in the plan"):
+        prepare(RunConfig(plan=plan, participant="P01"))
