@@ -22,7 +22,9 @@ def register(sub) -> None:
     plan.add_argument("--seed", type=int, default=0)
     plan.add_argument("--conditions", default=None,
                       help="comma-separated square conditions (default: all in the test split)")
-    plan.add_argument("--practice", type=int, default=6, help="practice items (with feedback)")
+    plan.add_argument("--practice", type=int, default=None,
+                      help="practice items with feedback (default: up to 6, as the val split "
+                           "allows)")
     plan.add_argument("--catch", type=int, default=0, help="attention (catch) trials")
     plan.add_argument("--break-every", type=int, default=60)
     plan.add_argument("--max-run", type=int, default=3,

@@ -37,6 +37,7 @@ from stimuli.tables import (Schema, file_sha256, is_bool, is_float, is_int, is_s
                             one_of, read_csv, write_csv_atomic)
 
 PLAN_FORMAT = "bodyscene-plan/1"
+DEFAULT_PRACTICE = 6
 PLAN_PHASES = ("practice", "main", "catch")
 
 TRIAL_LIST_SCHEMA = Schema(
@@ -72,7 +73,7 @@ class PlanConfig:
     seed: int = 0
     conditions: tuple[str, ...] | None = None  # None: every condition of the test split
     test_split: str = "test"
-    practice_items: int = 6
+    practice_items: int | None = None  # None: up to DEFAULT_PRACTICE, as many as the split has
     practice_split: str = "val"
     catch_trials: int = 0
     catch_split: str = "train"
@@ -86,7 +87,7 @@ class PlanConfig:
         if self.n_participants < 1:
             raise BadInput(f"n_participants must be >= 1, got {self.n_participants}")
         for name in ("practice_items", "catch_trials"):
-            if getattr(self, name) < 0:
+            if (getattr(self, name) or 0) < 0:
                 raise BadInput(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.break_every < 1:
             raise BadInput(f"break_every must be >= 1, got {self.break_every}")
@@ -196,13 +197,15 @@ def make_plan(trials_csv: str | Path, out_dir: str | Path, cfg: PlanConfig) -> P
     test_ids = set(test_items["item_id"])
     practice_pool = _pool(manifest, cfg.practice_split, test_ids)
     practice_conds = [c for c in conditions if c != "conflict"] or ["original"]
-    if cfg.practice_items > len(practice_pool):
+    n_practice = (min(DEFAULT_PRACTICE, len(practice_pool)) if cfg.practice_items is None
+                  else cfg.practice_items)
+    if n_practice > len(practice_pool):
         raise BadInput(f"{trials_csv}: {cfg.practice_items} practice items asked for but the "
                        f"{cfg.practice_split!r} split has {len(practice_pool)} non-test items; "
                        f"lower --practice")
     root_rng = np.random.default_rng(cfg.seed)
     practice_items = [practice_pool[i] for i in
-                      root_rng.permutation(len(practice_pool))[:cfg.practice_items]]
+                      root_rng.permutation(len(practice_pool))[:n_practice]]
     catch_pool = [i for i in _pool(manifest, cfg.catch_split, test_ids)
                   if i not in set(practice_items)]
     if cfg.catch_trials > len(catch_pool):

@@ -202,3 +202,11 @@ def test_resume_bookkeeping(manifest, tmp_path):
         remaining_trials(trials, path, True, "0" * 64)
     with pytest.raises(BadInput, match="cannot name a data file"):
         responses_path(tmp_path, "../P01", 1)
+
+
+def test_default_practice_takes_what_the_split_offers(tmp_path):
+    manifest = write_toy_manifest(tmp_path / "t", items_per_split={"val": 1, "test": 2})
+    plan = read_plan(make_plan(manifest, tmp_path / "p", PlanConfig(n_participants=1)))
+    assert (plan.trials("P01")["phase"] == "practice").sum() == 3   # 3 actions x 1 val item
+    with pytest.raises(BadInput, match="4 practice items asked for"):
+        make_plan(manifest, tmp_path / "q", PlanConfig(n_participants=1, practice_items=4))
