@@ -240,3 +240,23 @@ def test_stimulus_screenshot_matches_manifest_image(display, study, sessions, tm
     swapped = np.abs(crop - expected[..., ::-1]).mean()
     assert err < 6, err                       # same pixels (edge samples may differ)
     assert flipped > 3 * err + 5 and swapped > 3 * err + 5, (err, flipped, swapped)
+
+
+def test_clip_frames_held_whole_refreshes(display, sessions, tmp_path):
+    manifest = write_toy_manifest(tmp_path / "clip", clip_frames=3,
+                                  items_per_split={"val": 1, "test": 1})
+    plan = read_plan(make_plan(manifest, tmp_path / "cplan",
+                               PlanConfig(n_participants=1, practice_items=1)))
+    lab = tmp_path / "lab.json"
+    lab.write_text(json.dumps(LAB))
+    s = Session(sessions, display, plan, lab, tmp_path / "cdata", "P01")
+    s.answer(len(s.trials))
+    assert s.finish() == 0
+    df = read_responses(s.path)
+    assert df["trial_id"].tolist() == s.trials["trial_id"].tolist()
+    for row, t in zip(df.itertuples(), s.trials.itertuples()):
+        hz = float(row.refresh_hz)
+        per_frame = max(1, round(hz / t.fps))            # 8 fps at 60 Hz: 8 refreshes a frame
+        assert float(row.stim_intended_s) == pytest.approx(t.n_frames * per_frame / hz,
+                                                           abs=1e-5)
+        assert float(row.stim_duration_s) >= float(row.stim_intended_s) - 0.002
