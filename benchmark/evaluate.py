@@ -127,7 +127,9 @@ def evaluate(cfg: EvalConfig) -> list[Path]:
                 **{prob_column(a): float(p[index[a]]) for a in actions}})
         write_csv_atomic(path, rows, columns)
         written.append(path)
-    write_run_record(out.parent, cfg, None, name=f"{out.stem}.run.json", manifest_sha256=mhash,
+    # Evaluation draws nothing at random; the seed recorded is the one the model was trained with.
+    seed = (ckpt.get("config") or {}).get("seed")
+    write_run_record(out.parent, cfg, seed, name=f"{out.stem}.run.json", manifest_sha256=mhash,
                      actions=actions, readouts=readouts, default_readout=chosen,
                      model=ckpt["model"], model_options=ckpt["model_options"],
                      trained_epochs=ckpt["epoch"], outputs=written)

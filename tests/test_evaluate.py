@@ -3,6 +3,7 @@ readout file, restricted vs open choice, clip aggregation, mismatches, never-ove
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -177,7 +178,10 @@ def test_evaluate_command(toy, domainnet_run, tmp_path, capsys):
                  "--aggregation", "log-mean", "--quiet"]) == 0
     df = read_predictions(out)
     assert set(df["readout"]) == {"softmax-sum"} and set(df["aggregation"]) == {"log-mean"}
-    assert readout_path(out, "sum").exists() and (tmp_path / "cli" / "dn.run.json").exists()
+    assert readout_path(out, "sum").exists()
+    record = json.loads((tmp_path / "cli" / "dn.run.json").read_text())
+    trained = torch.load(domainnet_run / "best.pt", map_location="cpu", weights_only=False)
+    assert record["seed"] == trained["config"]["seed"] is not None
     assert main(["evaluate", "--checkpoint", str(domainnet_run / "best.pt"), "--trials",
                  str(toy), "--out", str(tmp_path / "x.csv"), "--readout", "vote"]) == 2
     assert "readout 'vote': model 'domainnet' offers sum, softmax-sum, stream" in \

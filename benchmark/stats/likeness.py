@@ -41,7 +41,8 @@ def _tables(people: pd.DataFrame, cells: pd.Index, key: pd.Series) -> tuple[np.n
 
 def _rmse(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     ok = np.isfinite(x) & np.isfinite(y)
-    return np.sqrt(np.nansum(np.where(ok, (x - y) ** 2, 0.0), axis=-1) / ok.sum(axis=-1))
+    with np.errstate(invalid="ignore", divide="ignore"):  # no shared cell: NaN, not a warning
+        return np.sqrt(np.nansum(np.where(ok, (x - y) ** 2, 0.0), axis=-1) / ok.sum(axis=-1))
 
 
 def _corr(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -50,11 +51,11 @@ def _corr(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     n = ok.sum(axis=-1)
     x = np.where(ok, x, 0.0)
     y = np.where(ok, y, 0.0)
-    mx = x.sum(axis=-1, keepdims=True) / n[..., None]
-    my = y.sum(axis=-1, keepdims=True) / n[..., None]
-    dx = np.where(ok, x - mx, 0.0)
-    dy = np.where(ok, y - my, 0.0)
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore"):  # no shared cell: NaN, not a warning
+        mx = x.sum(axis=-1, keepdims=True) / n[..., None]
+        my = y.sum(axis=-1, keepdims=True) / n[..., None]
+        dx = np.where(ok, x - mx, 0.0)
+        dy = np.where(ok, y - my, 0.0)
         return (dx * dy).sum(-1) / np.sqrt((dx ** 2).sum(-1) * (dy ** 2).sum(-1))
 
 
