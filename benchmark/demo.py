@@ -197,7 +197,7 @@ def run_demo(cfg: DemoConfig, out: str | Path) -> dict:
               "summary": str(out / "report" / "summary.json")}
     (out / "demo.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     _print_result(summary, checks, timings)
-    return {"summary": summary, **result}
+    return {**result, "summary": summary}  # the summary itself, not its path
 
 
 def _print_result(summary: dict, checks: list[dict], timings: dict) -> None:

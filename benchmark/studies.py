@@ -173,10 +173,13 @@ def _plot_noise(table: pd.DataFrame, out: Path, retrain: bool) -> None:
         sub = table[table["noise_kind"] == kind]
         for (model, cond), g in sub.groupby(["model", "condition"], sort=False):
             g = g.sort_values("noise")
+            # colour = condition, line = model: one condition reads across both models
+            colour = f"C{CONDITIONS.index(cond)}" if cond in CONDITIONS else None
             ax.errorbar(g["noise"] * 100, g["accuracy"],
                         yerr=[g["accuracy"] - g["ci_low"], g["ci_high"] - g["accuracy"]],
-                        marker="o", ms=3, capsize=2, lw=1,
-                        ls="-" if model == "domainnet" else ":", label=f"{model} {cond}")
+                        marker="o" if model == "domainnet" else "s", ms=3, capsize=2, lw=1,
+                        color=colour, ls="-" if model == "domainnet" else ":",
+                        label=f"{model} {cond}")
         ax.axhline(float(sub["chance"].mean()), color="k", ls="--", lw=1)
         ax.set_xlabel(f"mask noise ({kind}, % of mask area)")
         ax.set_ylim(0, 1)

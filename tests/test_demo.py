@@ -78,3 +78,18 @@ def test_quick_loss_ablation_study(tmp_path):
     assert set(table["loss_terms"]) == {"all", "combined-only"}
     assert set(table["condition"]) >= {"original", "body", "background"}
     assert (out / "loss_terms.png").exists() and (out / "loss_terms.svg").exists()
+
+
+@pytest.mark.slow
+def test_quick_seeds_study(tmp_path):
+    out = tmp_path / "seeds"
+    assert main(["study", "seeds", "--quick", "--seeds", "0,1", "--out", str(out)]) == 0
+    per_seed = pd.read_csv(out / "seeds.csv")
+    assert set(per_seed["seed"]) == {0, 1}
+    summary = pd.read_csv(out / "seeds_summary.csv")
+    assert {"baseline", "domainnet"} <= set(summary["group"])
+    row = summary[(summary["group"] == "domainnet") & (summary["condition"] == "body")].iloc[0]
+    accs = per_seed[(per_seed["group"] == "domainnet") & (per_seed["condition"] == "body")]
+    assert row["mean"] == pytest.approx(accs["accuracy"].mean())
+    assert row["min"] == pytest.approx(accs["accuracy"].min())
+    assert (out / "seeds.png").exists() and (out / "study_run.json").exists()
