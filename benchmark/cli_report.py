@@ -126,11 +126,11 @@ def _write_power(out: Path, cfg, curve, needed: int | None) -> None:
     import matplotlib.pyplot as plt
 
     from stimuli.provenance import write_run_record
-    from stimuli.tables import write_csv_atomic
+    from stimuli.tables import write_frame_atomic
 
     out.mkdir(parents=True, exist_ok=True)
     curve = curve.assign(simulated=True)
-    write_csv_atomic(out / "power.csv", curve.to_dict("records"), list(curve.columns))
+    write_frame_atomic(out / "power.csv", curve)
     fig, ax = plt.subplots(figsize=(5.5, 3.5))
     ax.plot(curve["n_participants"], curve["power"], "o-", color="k")
     ax.fill_between(curve["n_participants"], curve["ci_low"], curve["ci_high"], alpha=0.2,

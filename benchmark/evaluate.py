@@ -128,8 +128,7 @@ def evaluate(cfg: EvalConfig) -> list[Path]:
         write_csv_atomic(path, rows, columns)
         written.append(path)
     # Evaluation draws nothing at random; the seed recorded is the one the model was trained with.
-    seed = (ckpt.get("config") or {}).get("seed")
-    write_run_record(out.parent, cfg, seed, name=f"{out.stem}.run.json", manifest_sha256=mhash,
+    write_run_record(out.parent, cfg, ckpt["config"]["seed"], name=f"{out.stem}.run.json", manifest_sha256=mhash,
                      actions=actions, readouts=readouts, default_readout=chosen,
                      model=ckpt["model"], model_options=ckpt["model_options"],
                      trained_epochs=ckpt["epoch"], outputs=written)

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from stimuli.errors import BadInput
+from stimuli.tables import write_frame_atomic
 
 CONDITIONS = ("original", "body", "background", "conflict")
 
@@ -74,18 +75,12 @@ def _plot(table: pd.DataFrame, variant_col: str, title: str, out: Path,
     return paths
 
 
-def _write_table(table: pd.DataFrame, path: Path) -> None:
-    from stimuli.tables import write_csv_atomic
-
-    write_csv_atomic(path, table.to_dict("records"), list(table.columns))
-
-
 def _finish(out: Path, name: str, table: pd.DataFrame, variant_col: str, title: str,
             cfg, x_col: str = "condition") -> Path:
     from stimuli.provenance import write_run_record
 
     csv = out / f"{name}.csv"
-    _write_table(table, csv)
+    write_frame_atomic(csv, table)
     _plot(table, variant_col, title, out / name, x_col=x_col)
     write_run_record(out, cfg, cfg.seed, name="study_run.json", study=name)
     print(table.to_string(index=False))
@@ -150,7 +145,7 @@ def study_mask_noise(cfg, out: Path, levels: list[float], kinds: list[str],
                 rows.append(table.assign(model=m, noise_kind=kind, noise=level))
     table = pd.concat(rows, ignore_index=True)
     csv = out / "mask_noise.csv"
-    _write_table(table, csv)
+    write_frame_atomic(csv, table)
     _plot_noise(table, out / "mask_noise", retrain)
     from stimuli.provenance import write_run_record
 
@@ -213,9 +208,9 @@ def study_seeds(cfg, out: Path, seeds: list[int]) -> Path:
     agg = (table.groupby(["group", "condition"], sort=False)["accuracy"]
            .agg(["mean", "std", "min", "max"]).reset_index())
     agg["chance"] = table.groupby(["group", "condition"], sort=False)["chance"].mean().values
-    _write_table(table, out / "seeds.csv")
-    _write_table(agg, out / "seeds_summary.csv")
-    _write_table(pd.DataFrame(checks), out / "seeds_checks.csv")
+    write_frame_atomic(out / "seeds.csv", table)
+    write_frame_atomic(out / "seeds_summary.csv", agg)
+    write_frame_atomic(out / "seeds_checks.csv", pd.DataFrame(checks))
     plot = agg.rename(columns={"mean": "accuracy"}).assign(
         ci_low=lambda d: d["accuracy"] - d["std"].fillna(0),
         ci_high=lambda d: d["accuracy"] + d["std"].fillna(0))

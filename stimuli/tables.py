@@ -95,6 +95,11 @@ def write_csv_atomic(path: str | Path, rows: Iterable[Mapping[str, object]],
     os.replace(tmp, path)
 
 
+def write_frame_atomic(path: str | Path, table: pd.DataFrame) -> None:
+    """`write_csv_atomic` for a DataFrame: its rows, in its column order."""
+    write_csv_atomic(path, table.to_dict("records"), list(table.columns))
+
+
 def _fmt(value: object) -> str:
     if value is None:
         return ""

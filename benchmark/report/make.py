@@ -17,7 +17,7 @@ from benchmark.stats.accuracy import conditions_in
 from stimuli.errors import BadInput
 from stimuli.manifest import manifest_sha256
 from stimuli.provenance import write_run_record
-from stimuli.tables import write_csv_atomic
+from stimuli.tables import write_frame_atomic
 
 from . import figures as figs
 from .analyse import analyse
@@ -163,7 +163,7 @@ def make_report(trials: str | Path, responses_dir: str | Path | None,
     out = _fresh(out)
     tables = analyse(obs, cfg)
     for name, table in {"observations": obs, **tables}.items():
-        write_csv_atomic(out / f"{name}.csv", table.to_dict("records"), list(table.columns))
+        write_frame_atomic(out / f"{name}.csv", table)
     made = _figures(obs, tables, out, cfg.dpi)
     records = run_records(responses_dir and Path(responses_dir),
                           predictions_dir and Path(predictions_dir))
