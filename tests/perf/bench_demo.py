@@ -1,0 +1,69 @@
+"""The demo's cost (not collected by pytest): `bodyscene demo` and `bodyscene demo --quick`, each
+run as a user runs it (a fresh process, into a new folder), timed from outside.
+
+Figures, each a ratio against something measured in the same run:
+  wall / target          the full demo against its 10-minute budget, --quick against 2 minutes
+  wall / training        the whole demo over its two training stages (baseline + DomainNet):
+                         what stimuli, evaluation, simulated observers, report and start-up add
+Also printed: per-stage seconds, peak memory of the demo process, and whether the paper's effect
+held on that run (the demo's own checks).
+
+    python tests/perf/bench_demo.py [--seed 0] [--skip-full]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+TARGETS_S = {"quick": 120.0, "full": 600.0}
+
+
+def run(kind: str, seed: int, root: Path) -> dict:
+    out = root / kind
+    cmd = [sys.executable, "-m", "benchmark.cli", "demo", "--out", str(out), "--seed", str(seed)]
+    if kind == "quick":
+        cmd.append("--quick")
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if proc.returncode:
+        sys.exit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
+    demo = json.loads((out / "demo.json").read_text())
+    return {"wall_s": wall, **demo}
+
+
+def report(kind: str, r: dict) -> None:
+    stages = r["timings"]["stages_s"]
+    training = sum(v for k, v in stages.items() if k.startswith("train "))
+    print(f"\n{kind} demo: wall {r['wall_s']:.1f} s, peak memory "
+          f"{r['timings']['peak_rss_mb']:.0f} MB")
+    print("  stages (s): " + ", ".join(f"{k} {v:.1f}" for k, v in stages.items()))
+    print(f"  wall / {TARGETS_S[kind]:.0f} s target = {r['wall_s'] / TARGETS_S[kind]:.3f}"
+          f"  (< 1 meets the target)")
+    print(f"  wall / training stages ({training:.1f} s) = {r['wall_s'] / training:.3f}")
+    for c in r["checks"]:
+        print(f"  [{'holds' if c['holds'] else 'FAILS'}] {c['check']}: {c['measured']}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--skip-full", action="store_true", help="time only --quick")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench_demo_") as tmp:
+        for kind in ("quick",) + (() if args.skip_full else ("full",)):
+            report(kind, run(kind, args.seed, Path(tmp)))
+    # the children's peak, for a check on the figure the demo records itself
+    child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(f"\npeak memory of any demo process (OS account): {child:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
