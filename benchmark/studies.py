@@ -223,11 +223,15 @@ def study_seeds(cfg, out: Path, seeds: list[int]) -> Path:
     return out / "seeds_summary.csv"
 
 
-def _floats(text: str) -> list[float]:
+def _numbers(text: str, flag: str, kind: type = float) -> list:
     try:
-        return [float(x) for x in text.split(",") if x.strip()]
+        values = [kind(x) for x in text.split(",") if x.strip()]
     except ValueError:
-        raise BadInput(f"expected comma-separated numbers, got {text!r}") from None
+        what = "integers" if kind is int else "numbers"
+        raise BadInput(f"{flag}: expected comma-separated {what}, got {text!r}") from None
+    if not values:
+        raise BadInput(f"{flag}: expected at least one value, got {text!r}")
+    return values
 
 
 def register(sub: argparse._SubParsersAction, add_demo_args, config_from_args) -> None:
@@ -263,7 +267,7 @@ def _run(args: argparse.Namespace) -> int:
     elif args.study_name == "fusion":
         study_fusion(cfg, out)
     elif args.study_name == "mask-noise":
-        levels = _floats(args.levels)
+        levels = _numbers(args.levels, "--levels")
         if any(not 0 <= v <= 1 for v in levels):
             raise BadInput(f"--levels: fractions in [0, 1], got {args.levels!r}")
         kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
@@ -272,5 +276,5 @@ def _run(args: argparse.Namespace) -> int:
             raise BadInput(f"--kinds: expected erode, dilate or flip, got {bad[0]!r}")
         study_mask_noise(cfg, out, levels, kinds, args.retrain)
     else:
-        study_seeds(cfg, out, [int(x) for x in _floats(args.seeds)])
+        study_seeds(cfg, out, _numbers(args.seeds, "--seeds", int))
     return 0

@@ -93,3 +93,18 @@ def test_quick_seeds_study(tmp_path):
     assert row["mean"] == pytest.approx(accs["accuracy"].mean())
     assert row["min"] == pytest.approx(accs["accuracy"].min())
     assert (out / "seeds.png").exists() and (out / "study_run.json").exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["mask-noise", "--levels", "0,abc"], "--levels: expected comma-separated numbers"),
+    (["mask-noise", "--levels", "0,2"], "--levels: fractions in [0, 1]"),
+    (["mask-noise", "--kinds", "blur"], "--kinds: expected erode, dilate or flip"),
+    (["seeds", "--seeds", "0,0.5"], "--seeds: expected comma-separated integers"),
+    (["seeds", "--seeds", ","], "--seeds: expected at least one value"),
+])
+def test_study_arguments_refused_in_one_line(tmp_path, capsys, argv, message):
+    out = tmp_path / "study"
+    assert main(["study", *argv, "--quick", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err
+    assert not out.exists()
