@@ -135,7 +135,10 @@ def read_manifest(path: str | Path, check_files: bool = True,
 
 
 def manifest_sha256(path: str | Path) -> str:
-    """Hash of the manifest file itself, recorded by every run that reads it."""
+    """Hash of the manifest file itself, recorded by every run that reads it (often before it
+    is read, so a missing file is refused here)."""
+    if not Path(path).is_file():
+        raise BadInput(f"{path}: trial manifest file not found")
     return file_sha256(path)
 
 

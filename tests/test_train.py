@@ -150,3 +150,13 @@ def test_worker_processes_gather_the_same_batches(trials, tmp_path):
     sa = torch.load(a / "last.pt", weights_only=True)["state_dict"]
     sb = torch.load(b / "last.pt", weights_only=True)["state_dict"]
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_missing_manifest_is_one_line_and_creates_nothing(tmp_path, capsys):
+    from benchmark.cli import main
+
+    out = tmp_path / "run"
+    assert main(["train", "--trials", str(tmp_path / "nope.csv"), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "nope.csv: trial manifest file not found" in err and "\n" not in err
+    assert not out.exists()
