@@ -1,24 +1,34 @@
 # Two entry points for a newcomer: `make demo` and `make test` (see README.md).
+# Both create and use a local virtual environment (.venv), so they work where the system Python
+# refuses `pip install` (PEP 668). Override with `make test VENV=/path/to/env`.
 PYTHON ?= python3
-PIP    ?= $(PYTHON) -m pip
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
 
-.PHONY: install install-test demo demo-quick test test-fast
+.PHONY: venv install install-test demo demo-quick test test-fast
 
-install:
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+venv: $(PY)
+
+install: venv
 	$(PIP) install -e .
 
-install-test:
+install-test: venv
 	$(PIP) install -e ".[dev,experiment]"
 	bash scripts/install-display.sh
 
 demo: install
-	bodyscene demo --out results/demo
+	$(VENV)/bin/bodyscene demo --out results/demo
 
 demo-quick: install
-	bodyscene demo --quick --out results/demo-quick
+	$(VENV)/bin/bodyscene demo --quick --out results/demo-quick
 
 test: install-test
-	$(PYTHON) -m pytest -q tests
+	$(PY) -m pytest -q tests
 
 test-fast:
-	$(PYTHON) -m pytest -q -m "not slow and not display" tests
+	$(PY) -m pytest -q -m "not slow and not display" tests

@@ -1,2 +1,7 @@
-"""Datasets over a manifest, training, evaluation, statistics, the report and the CLI.
-The only package that imports the others (stimuli, models, human_study)."""
+"""The harness (data, checkpoints, prediction, training, evaluation, predictions files), the
+analysis (observations, statistics, report) and the studies (demo, the paper's open checks).
+The only part that imports the others (stimuli, models, human_study)."""
+
+if __name__.split(".")[0] != "bodyscene":  # the folder is on sys.path, e.g. run from the repo root
+    raise ImportError(f"import bodyscene.{__name__}, not {__name__}: the parts install inside "
+                      f"the bodyscene namespace (pip install -e .)")

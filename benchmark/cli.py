@@ -1,57 +1,356 @@
-"""The `bodyscene` command. Each part registers its own subcommands; heavy imports (torch,
-ultralytics, psychopy) happen inside the handlers so `bodyscene --help` stays instant."""
+"""The benchmark's commands: `train`, `evaluate`, `report`, `power`, `demo` and `study`.
+
+Only argparse is imported here; each handler imports what it needs (torch, pandas, matplotlib)
+so `bodyscene --help` stays instant."""
 
 from __future__ import annotations
 
 import argparse
-import importlib
-import sys
+import json
+import os
+from dataclasses import replace
+from pathlib import Path
 
-# Modules that contribute subcommands through a `register(subparsers)` function.
-_PARTS = ("stimuli.cli", "human_study.cli", "benchmark.cli_harness", "benchmark.cli_report",
-          "benchmark.demo")
+from bodyscene.errors import BadInput
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="bodyscene",
-        description="Human-vs-model psychophysics benchmark: action recognition from bodies "
-                    "and backgrounds.")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in _PARTS:
+def register(sub: argparse._SubParsersAction) -> None:
+    _register_train(sub)
+    _register_evaluate(sub)
+    _register_report(sub)
+    _register_demo(sub)
+    _register_study(sub)
+
+
+# ----------------------------------------------------------------------------- harness
+
+def _register_train(sub: argparse._SubParsersAction) -> None:
+    from .harness.train import TrainConfig
+
+    d = TrainConfig(trials="")
+    p = sub.add_parser("train", help="train a model on a trial manifest's train split",
+                       description="Defaults are the paper's: SGD, lr 0.001, momentum 0.9, "
+                                   "100 epochs, class-balanced sampling, from scratch. Run "
+                                   "under torchrun for several GPUs or nodes.")
+    p.add_argument("--trials", required=True, help="trials.csv")
+    p.add_argument("--model", default=d.model,
+                   help="baseline | domainnet | package.module:factory | an entry-point name")
+    p.add_argument("--backbone", default=d.backbone,
+                   help="torchvision name (resnet18/34/50, ...) or tiny/small for CPU tests")
+    p.add_argument("--out", required=True, help="run folder (new or empty unless --resume)")
+    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--momentum", type=float, default=d.momentum)
+    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    p.add_argument("--batch-size", type=int, default=d.batch_size,
+                   help="global batch, split across torchrun processes")
+    p.add_argument("--image-size", type=int, default=d.image_size)
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--weights", default=None,
+                   help="local torchvision or state-dict file for each backbone")
+    p.add_argument("--view-dropout", type=float, default=d.view_dropout,
+                   help="probability that a view is blanked (its stream's loss term skipped)")
+    p.add_argument("--loss-terms", choices=("all", "combined-only"), default=None)
+    p.add_argument("--fusion", choices=("sum", "learned-weighted", "concat-mlp"), default=None)
+    p.add_argument("--option", action="append", default=[], metavar="KEY=JSON",
+                   help="extra model option, e.g. --option hidden=128 (repeatable)")
+    p.add_argument("--samples-per-epoch", type=int, default=None)
+    p.add_argument("--no-augment", action="store_true")
+    p.add_argument("--workers", type=int, default=d.workers)
+    p.add_argument("--cache", default=d.cache, help="memory | mmap | folder for the mmap file")
+    p.add_argument("--no-amp", action="store_true", help="full precision on CUDA")
+    p.add_argument("--no-channels-last", action="store_true")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--device", default=d.device)
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_train)
+
+
+def _options(pairs: list[str]) -> dict:
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise BadInput(f"--option {pair!r}: expected KEY=VALUE")
         try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue  # a part not built yet
-        module.register(sub)
-    return parser
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    return options
 
 
-def main(argv: list[str] | None = None) -> int:
-    from stimuli.errors import BadInput
+def _train(args: argparse.Namespace) -> int:
+    from .harness.train import TrainConfig, train
 
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 2
+    cfg = TrainConfig(
+        trials=args.trials, model=args.model, backbone=args.backbone, out=args.out,
+        epochs=args.epochs, lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay,
+        batch_size=args.batch_size, image_size=args.image_size, seed=args.seed,
+        weights=args.weights, view_dropout=args.view_dropout, loss_terms=args.loss_terms,
+        fusion=args.fusion, model_options=_options(args.option),
+        samples_per_epoch=args.samples_per_epoch, augment=not args.no_augment,
+        workers=args.workers, cache=args.cache, amp=not args.no_amp,
+        channels_last=not args.no_channels_last, resume=args.resume, device=args.device,
+        progress=not args.quiet)
+    run = train(cfg)
+    if os.environ.get("RANK", "0") == "0":  # one line, not one per torchrun process
+        print(f"run: {run} (best.pt, last.pt, metrics.csv, run.json)")
+    return 0
+
+
+def _register_evaluate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("evaluate", help="score a checkpoint on the trials people answered")
+    p.add_argument("--checkpoint", required=True, help="best.pt or last.pt of a run")
+    p.add_argument("--trials", required=True, help="trials.csv")
+    p.add_argument("--out", required=True, help="predictions/NAME.csv (NAME is the agent)")
+    p.add_argument("--readout", default=None,
+                   help="two-stream readout for --out: sum | softmax-sum | stream (every "
+                        "other one goes to readouts/)")
+    p.add_argument("--aggregation", choices=("mean", "log-mean"), default="mean",
+                   help="how a clip's frame probabilities are combined")
+    p.add_argument("--split", default="test", choices=("train", "val", "test", "all"))
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_evaluate)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from .harness.evaluate import EvalConfig, evaluate
+
+    paths = evaluate(EvalConfig(
+        checkpoint=args.checkpoint, trials=args.trials, out=args.out, readout=args.readout,
+        aggregation=args.aggregation, split=args.split, batch_size=args.batch_size,
+        device=args.device, progress=not args.quiet))
+    for path in paths:
+        print(f"wrote {path}")
+    return 0
+
+
+# ----------------------------------------------------------------------------- analysis
+
+def _register_report(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("report", help="compare humans and models: tables, figures, HTML, "
+                                      "summary.json")
+    p.add_argument("--trials", required=True, help="the trial manifest (trials.csv)")
+    p.add_argument("--responses", help="folder (or one CSV) of human responses")
+    p.add_argument("--predictions", help="folder (or one CSV) of model predictions")
+    p.add_argument("--out", required=True, help="report folder (must be new or empty)")
+    p.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--split-halves", type=int, default=200,
+                   help="random participant splits for the noise ceiling")
+    p.add_argument("--include-readouts", action="store_true",
+                   help="also analyse predictions/readouts/*.csv (alternative readouts)")
+    p.add_argument("--no-regression", action="store_true",
+                   help="skip the mixed-effects regression and GEE")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_report)
+
+    q = sub.add_parser("power", help="participants needed for a body - background effect, by "
+                                     "simulation through the simulated observers")
+    q.add_argument("--accuracy", default="body=0.85,background=0.80",
+                   help="planned accuracies, e.g. body=0.85,background=0.80")
+    sizes = q.add_mutually_exclusive_group()
+    sizes.add_argument("--participants", type=int, default=None,
+                       help="one study size to simulate (a count)")
+    sizes.add_argument("--participant-range", default="4:64:4",
+                       help="study sizes to simulate: start:stop:step or a comma list")
+    q.add_argument("--items", type=int, default=40, help="items per condition per participant")
+    q.add_argument("--participant-sd", type=float, default=0.3,
+                   help="SD of participants' ability (logit scale)")
+    q.add_argument("--item-sd", type=float, default=0.3, help="SD of item difficulty (logit)")
+    q.add_argument("--sims", type=int, default=500, help="simulated studies per size")
+    q.add_argument("--alpha", type=float, default=0.05)
+    q.add_argument("--target", type=float, default=0.8, help="power wanted")
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--out", help="folder for power.csv, the figure and the run record "
+                                 "(new or empty)")
+    q.set_defaults(func=_power)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from .analysis.report import ReportConfig, make_report
+
+    if not args.responses and not args.predictions:
+        raise BadInput("give --responses and/or --predictions: there is nothing to report")
+    if args.bootstrap < 1:
+        raise BadInput(f"--bootstrap must be at least 1, got {args.bootstrap}")
+    cfg = ReportConfig(bootstrap=args.bootstrap, seed=args.seed, split_halves=args.split_halves,
+                       include_readouts=args.include_readouts,
+                       regression=not args.no_regression, progress=not args.quiet)
+    summary = make_report(args.trials, args.responses, args.predictions, args.out, cfg)
+    for group, by_condition in summary["groups"].items():
+        cells = ", ".join(f"{c} {v['accuracy']:.2f}" for c, v in by_condition.items())
+        print(f"{group}: {cells}")
+    print(f"report: {Path(args.out) / 'report.html'}")
+    return 0
+
+
+def parse_sizes(text: str) -> tuple[int, ...]:
     try:
-        result = args.func(args)
-    except BadInput as exc:
-        print(f"bodyscene: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("bodyscene: interrupted", file=sys.stderr)
-        return 130
-    except Exception as exc:  # model-side configuration errors carry their own clear message
-        if type(exc).__name__ == "ModelError":
-            print(f"bodyscene: error: {exc}", file=sys.stderr)
-            return 2
-        raise
-    return int(result or 0)
+        if ":" in text:
+            start, stop, step = (int(x) for x in text.split(":"))
+            sizes = tuple(range(start, stop + 1, step))
+        else:
+            sizes = tuple(int(x) for x in text.split(","))
+    except ValueError:
+        raise BadInput(f"--participant-range: expected start:stop:step or a comma list of "
+                       f"integers, got {text!r}") from None
+    if not sizes or min(sizes) < 2:
+        raise BadInput(f"--participant-range: need study sizes of at least 2, got {text!r}")
+    return sizes
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def _power(args: argparse.Namespace) -> int:
+    from bodyscene.human_study.simulate import parse_accuracy
+
+    from bodyscene.tables import fresh_output_dir
+
+    from .analysis.stats.power import PowerConfig, participants_needed, power_curve
+
+    accuracy = parse_accuracy(args.accuracy)
+    for need in ("body", "background"):
+        if need not in accuracy:
+            raise BadInput(f"--accuracy: needs a {need}= value, got {args.accuracy!r}")
+    sizes = ((args.participants,) if args.participants is not None
+             else parse_sizes(args.participant_range))
+    if min(sizes) < 2:
+        raise BadInput(f"--participants: a study needs at least 2, got {args.participants}")
+    cfg = PowerConfig(accuracy=accuracy, participants=sizes,
+                      items_per_condition=args.items, participant_sd=args.participant_sd,
+                      item_sd=args.item_sd, n_sims=args.sims, alpha=args.alpha,
+                      target=args.target, seed=args.seed)
+    out = fresh_output_dir(args.out) if args.out else None
+    curve = power_curve(cfg)
+    needed = participants_needed(curve, cfg.target)
+    print(curve.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+    effect = accuracy["body"] - accuracy["background"]
+    print(f"body - background = {100 * effect:.1f} points, {cfg.items_per_condition} items per "
+          f"condition: " + (f"{needed} participants reach {100 * cfg.target:.0f}% power"
+                            if needed else f"no simulated size reached "
+                                           f"{100 * cfg.target:.0f}% power"))
+    if out is not None:
+        _write_power(out, cfg, curve, needed)
+    return 0
+
+
+def _write_power(out: Path, cfg, curve, needed: int | None) -> None:
+    import matplotlib.pyplot as plt
+
+    from bodyscene.provenance import write_run_record
+    from bodyscene.tables import write_frame_atomic
+
+    from .analysis.report.figures import save_figure
+
+    curve = curve.assign(simulated=True)
+    write_frame_atomic(out / "power.csv", curve)
+    fig, ax = plt.subplots(figsize=(5.5, 3.5))
+    ax.plot(curve["n_participants"], curve["power"], "o-", color="k")
+    ax.fill_between(curve["n_participants"], curve["ci_low"], curve["ci_high"], alpha=0.2,
+                    color="k")
+    ax.axhline(cfg.target, ls="--", color="tab:red", lw=1)
+    ax.set_xlabel("participants")
+    ax.set_ylabel("power (paired t-test)")
+    ax.set_ylim(0, 1.02)
+    ax.set_title(f"Power by simulation (simulated observers), body - background = "
+                 f"{cfg.accuracy['body'] - cfg.accuracy['background']:.2f}", fontsize=9)
+    fig.tight_layout()
+    save_figure(fig, out / "power")
+    write_run_record(out, cfg, cfg.seed, name="power_run.json", participants_needed=needed)
+
+
+# ----------------------------------------------------------------------------- studies
+
+def add_demo_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quick", action="store_true",
+                   help="small world and few epochs (a smoke run for tests and CI)")
+    p.add_argument("--epochs", type=int, help="override the demo's training epochs")
+    p.add_argument("--backbone", help="override the demo's backbone (e.g. resnet18, tiny)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def config_from_args(args: argparse.Namespace):
+    from .studies.demo import DemoConfig
+
+    cfg = DemoConfig.quick_config(seed=args.seed) if args.quick else DemoConfig(seed=args.seed)
+    if args.epochs is not None:
+        cfg = replace(cfg, epochs=args.epochs)
+    if args.backbone:
+        cfg = replace(cfg, backbone=args.backbone)
+    return replace(cfg, progress=not args.quiet)
+
+
+def _register_demo(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demo", help="run the whole suite on the built-in synthetic world")
+    p.add_argument("--out", default="results/demo", help="output folder (must be new or empty)")
+    add_demo_args(p)
+    p.set_defaults(func=_demo)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .studies.demo import run_demo
+
+    result = run_demo(config_from_args(args), args.out)
+    print(f"\nreport: {result['report']}/report.html")
+    return 0
+
+
+def _numbers(text: str, flag: str, kind: type = float) -> list:
+    try:
+        values = [kind(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        what = "integers" if kind is int else "numbers"
+        raise BadInput(f"{flag}: expected comma-separated {what}, got {text!r}") from None
+    if not values:
+        raise BadInput(f"{flag}: expected at least one value, got {text!r}")
+    return values
+
+
+def _register_study(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("study", help="the paper's open checks on the demo world")
+    s = p.add_subparsers(dest="study", metavar="STUDY", required=True)
+    specs = {
+        "loss-ablation": "DomainNet: three-term loss vs combined term only",
+        "fusion": "DomainNet: sum vs learned-weighted vs concat-MLP fusion",
+        "mask-noise": "accuracy as segmentation noise grows from 0 to 20%%",
+        "seeds": "the demo over several seeds: mean and spread",
+    }
+    for name, help_text in specs.items():
+        q = s.add_parser(name, help=help_text)
+        q.add_argument("--out", default=f"results/study-{name}")
+        add_demo_args(q)
+        if name == "mask-noise":
+            q.add_argument("--levels", default="0,0.05,0.1,0.2",
+                           help="noise as fractions of the mask area")
+            q.add_argument("--kinds", default="erode,dilate",
+                           help="comma-separated: erode, dilate, flip")
+            q.add_argument("--retrain", action="store_true",
+                           help="train on each noise level instead of on clean masks")
+        if name == "seeds":
+            q.add_argument("--seeds", default="0,1,2")
+        q.set_defaults(func=_study, study_name=name)
+
+
+def _study(args: argparse.Namespace) -> int:
+    from .studies import ablations
+
+    cfg = config_from_args(args)
+    out = Path(args.out)
+    if args.study_name == "loss-ablation":
+        ablations.study_loss_ablation(cfg, out)
+    elif args.study_name == "fusion":
+        ablations.study_fusion(cfg, out)
+    elif args.study_name == "mask-noise":
+        levels = _numbers(args.levels, "--levels")
+        if any(not 0 <= v <= 1 for v in levels):
+            raise BadInput(f"--levels: fractions in [0, 1], got {args.levels!r}")
+        kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
+        bad = [k for k in kinds if k not in ("erode", "dilate", "flip")]
+        if bad:
+            raise BadInput(f"--kinds: expected erode, dilate or flip, got {bad[0]!r}")
+        ablations.study_mask_noise(cfg, out, levels, kinds, args.retrain)
+    else:
+        ablations.study_seeds(cfg, out, _numbers(args.seeds, "--seeds", int))
+    return 0

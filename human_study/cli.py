@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from stimuli.errors import BadInput
+from bodyscene.errors import BadInput
 
 
 def register(sub) -> None:
@@ -107,25 +107,11 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def parse_accuracy(text: str) -> dict[str, float]:
-    out = {}
-    for part in text.split(","):
-        name, sep, value = part.partition("=")
-        try:
-            if not sep or not name.strip():
-                raise ValueError
-            out[name.strip()] = float(value)
-        except ValueError:
-            raise BadInput(f"--accuracy expects condition=probability pairs such as "
-                           f"original=0.8,body=0.85, got {part!r}") from None
-    return out
-
-
 def _simulate(args: argparse.Namespace) -> int:
-    from stimuli.provenance import write_run_record
+    from bodyscene.provenance import write_run_record
 
     from .plan import read_plan
-    from .simulate import ObserverModel, simulate_participants
+    from .simulate import ObserverModel, parse_accuracy, simulate_participants
 
     model = ObserverModel(accuracy=parse_accuracy(args.accuracy),
                           participant_sd=args.participant_sd, item_sd=args.item_sd,

@@ -1,7 +1,7 @@
 """The PsychoPy session: fixation, stimulus, optional mask, k-alternative forced choice.
 
 The only module that imports PsychoPy (inside `run_session`). Bookkeeping lives in
-`human_study.session` and is tested without a window; this file is the screen.
+`bodyscene.human_study.session` and is tested without a window; this file is the screen.
 
 Timing: every duration is a whole number of refreshes. On a real display `win.flip()` waits for
 the vertical blank; a virtual display (Xvfb) has none, so when the measured frame rate is far
@@ -12,20 +12,27 @@ its measured duration (to the flip that removed it), and the refreshes it lost."
 from __future__ import annotations
 
 import json
-import os
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from stimuli.errors import BadInput
-from stimuli.manifest import stimulus_frames, stimulus_sha256
-from stimuli.provenance import write_run_record
+from bodyscene.stimuli.manifest import stimulus_frames, stimulus_sha256
+
+from bodyscene.errors import BadInput
+from bodyscene.provenance import write_run_record
+from bodyscene.tables import write_json_atomic
 
 from .labconfig import LabConfig, frames_for, load_lab_config
 from .plan import read_plan
 from .responses import ResponseWriter
-from .session import (remaining_trials, response_columns, response_row, responses_path,
-                      shuffled_choices, software_string, trial_rng)
+from .session import (
+    remaining_trials,
+    response_columns,
+    response_row,
+    responses_path,
+    shuffled_choices,
+    software_string,
+    trial_rng,
+)
 
 SCREENS = ("instructions", "fixation", "stimulus", "mask", "response", "feedback", "break", "end")
 
@@ -145,9 +152,7 @@ def _note_timing(record: Path, screen: "Screen") -> None:
     """Add the display's measured refresh and the pacing used to the session's run record."""
     data = json.loads(record.read_text(encoding="utf-8"))
     data["display"] = screen.timing_info()
-    tmp = record.with_name(f".{record.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, record)
+    write_json_atomic(record, data, sort_keys=True)
 
 
 class Screen:

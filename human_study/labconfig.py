@@ -10,7 +10,8 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from stimuli.errors import BadInput
+from bodyscene.errors import BadInput
+from bodyscene.tables import write_json_atomic
 
 
 @dataclass
@@ -150,7 +151,7 @@ def write_default_config(path: str | Path) -> Path:
         raise BadInput(f"{path}: already exists (nothing is overwritten)")
     data = asdict(LabConfig())
     data["labels"] = {"example_action": "label shown for it"}
-    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_json_atomic(path, data)
     return path
 
 

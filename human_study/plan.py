@@ -29,12 +29,28 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from bodyscene.stimuli.manifest import (
+    CONDITIONS,
+    SPLITS,
+    manifest_sha256,
+    read_manifest,
+)
 
-from stimuli.errors import BadInput, where
-from stimuli.manifest import CONDITIONS, SPLITS, manifest_sha256, read_manifest
-from stimuli.provenance import write_run_record
-from stimuli.tables import (Schema, file_sha256, is_bool, is_float, is_int, is_sha256, non_empty,
-                            one_of, read_csv, write_csv_atomic)
+from bodyscene.errors import BadInput, where
+from bodyscene.provenance import write_run_record
+from bodyscene.tables import (
+    Schema,
+    file_sha256,
+    is_bool,
+    is_float,
+    is_int,
+    is_sha256,
+    non_empty,
+    one_of,
+    read_csv,
+    write_csv_atomic,
+    write_json_atomic,
+)
 
 PLAN_FORMAT = "bodyscene-plan/1"
 DEFAULT_PRACTICE = 6
@@ -236,9 +252,7 @@ def make_plan(trials_csv: str | Path, out_dir: str | Path, cfg: PlanConfig) -> P
         "participants": entries,
     }
     body["plan_sha256"] = _plan_hash(body)
-    tmp = out_dir / ".plan.json.tmp"
-    tmp.write_text(json.dumps(body, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, out_dir / "plan.json")
+    write_json_atomic(out_dir / "plan.json", body, sort_keys=True)
     write_run_record(out_dir, cfg, cfg.seed, name="plan_run.json",
                      manifest=str(trials_csv), manifest_sha256=body["manifest_sha256"],
                      plan_sha256=body["plan_sha256"])

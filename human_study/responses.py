@@ -1,7 +1,7 @@
 """The responses contract (`responses/*.csv`): one row per trial an observer answered.
 
 Human and model observers share these columns (DESIGN.md), so every statistic treats a model as
-one more observer; predictions add columns of their own (see `benchmark.predictions`). Rows are
+one more observer; predictions add columns of their own (see `bodyscene.benchmark.harness.predictions`). Rows are
 appended and fsync'ed one trial at a time: killing the process loses at most the trial on screen,
 and an existing file is only ever appended to."""
 
@@ -14,9 +14,17 @@ from typing import Mapping, Sequence
 
 import pandas as pd
 
-from stimuli.errors import BadInput, where
-from stimuli.tables import (Schema, is_bool, is_float, is_int, is_sha256, non_empty, one_of,
-                            read_csv)
+from bodyscene.errors import BadInput, where
+from bodyscene.tables import (
+    Schema,
+    is_bool,
+    is_float,
+    is_int,
+    is_sha256,
+    non_empty,
+    one_of,
+    read_csv,
+)
 
 AGENT_KINDS = ("human", "model")
 PHASES = ("main", "practice", "catch")

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from stimuli.errors import BadInput
-from stimuli.provenance import versions
+from bodyscene.errors import BadInput
+from bodyscene.provenance import versions
 
 from .responses import RESPONSES_SCHEMA, read_responses
 

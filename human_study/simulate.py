@@ -13,14 +13,13 @@ lognormal with mean `rt_mean_s`."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from stimuli.errors import BadInput
+from bodyscene.errors import BadInput
 
 
 @dataclass
@@ -90,8 +89,13 @@ def simulate_participants(plan_dir: str | Path, model: ObserverModel, out_dir: s
     given, else their condition's. Existing files are refused, never overwritten."""
     from .plan import read_plan
     from .responses import ResponseWriter
-    from .session import (response_columns, response_row, responses_path, shuffled_choices,
-                          software_string)
+    from .session import (
+        response_columns,
+        response_row,
+        responses_path,
+        shuffled_choices,
+        software_string,
+    )
 
     plan = read_plan(plan_dir)
     names = list(participants) if participants is not None else list(plan.participants)
@@ -140,3 +144,30 @@ def _sim_condition(trials, model: ObserverModel) -> np.ndarray:
     if "catch" in model.accuracy:
         conds[trials["phase"].to_numpy(str) == "catch"] = "catch"
     return conds
+
+
+def parse_accuracy(text: str, flag: str = "--accuracy") -> dict[str, float]:
+    """'original=0.8,body=0.85' -> {condition: P(correct)}; the one parser for every command
+    that takes planned accuracies."""
+    from bodyscene import CONDITIONS
+
+    out: dict[str, float] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, sep, value = part.partition("=")
+        name = name.strip()
+        try:
+            if not sep or not name:
+                raise ValueError
+            p = float(value)
+        except ValueError:
+            raise BadInput(f"{flag}: expected condition=probability pairs such as "
+                           f"original=0.8,body=0.85, got {part!r}") from None
+        if name not in CONDITIONS:
+            raise BadInput(f"{flag}: unknown condition {name!r} (expected one of "
+                           f"{', '.join(CONDITIONS)})")
+        if not 0.0 <= p <= 1.0:
+            raise BadInput(f"{flag}: a probability is between 0 and 1, got {part!r}")
+        out[name] = p
+    if not out:
+        raise BadInput(f"{flag}: expected condition=probability pairs, got {text!r}")
+    return out

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .errors import ModelError
+from bodyscene.errors import ModelError
 
 # Tiny architectures for tests and quick CPU demos (timm's `test_*` idea): the real code path,
 # in milliseconds. No BatchNorm, so a two-process DDP run equals one process on the same batch.

@@ -9,7 +9,6 @@ import torch
 from torch import nn
 
 from .backbones import create_backbone
-from .registry import register_model
 
 
 class Baseline(nn.Module):
@@ -24,9 +23,3 @@ class Baseline(nn.Module):
 
     def forward(self, original: torch.Tensor) -> torch.Tensor:
         return self.backbone(original)
-
-
-@register_model("baseline")
-def baseline(num_classes: int, backbone: str = "resnet18",
-             weights: str | Path | None = None) -> Baseline:
-    return Baseline(num_classes, backbone, weights)

@@ -15,9 +15,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bodyscene.errors import ModelError
+
 from .backbones import create_backbone
-from .errors import ModelError
-from .registry import register_model
 
 FUSIONS = ("sum", "learned-weighted", "concat-mlp")
 LOSS_TERMS = ("all", "combined-only")
@@ -103,10 +103,3 @@ class DomainNet(nn.Module):
         only_body = (present[:, 0] & ~present[:, 1])[:, None]
         only_bg = (present[:, 1] & ~present[:, 0])[:, None]
         return torch.where(only_body, pb, torch.where(only_bg, pg, fused))
-
-
-@register_model("domainnet")
-def domainnet(num_classes: int, backbone: str = "resnet18", weights: str | Path | None = None,
-              fusion: str = "sum", loss_terms: str = "all", readout: str = "sum",
-              hidden: int = 256) -> DomainNet:
-    return DomainNet(num_classes, backbone, weights, fusion, loss_terms, readout, hidden)

@@ -11,21 +11,20 @@ import fnmatch
 import importlib
 import inspect
 from importlib import metadata
-from typing import Callable
+from typing import Any, Callable
 
-from torch import nn
-
-from .errors import ModelError
+from bodyscene import VIEWS
+from bodyscene.errors import ModelError
 
 ENTRY_POINT_GROUP = "bodyscene.models"
 
-_REGISTRY: dict[str, Callable[..., nn.Module]] = {}
+_REGISTRY: dict[str, Callable[..., Any]] = {}
 
 
 def register_model(name: str | None = None):
     """Decorator: record a factory `f(num_classes, **options) -> nn.Module` under `name`
     (default: the function's name)."""
-    def wrap(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+    def wrap(factory: Callable[..., Any]) -> Callable[..., Any]:
         key = name or factory.__name__
         if key in _REGISTRY and _REGISTRY[key] is not factory:
             raise ModelError(f"model name {key!r} is registered twice")
@@ -35,21 +34,27 @@ def register_model(name: str | None = None):
 
 
 def _entry_points() -> dict[str, metadata.EntryPoint]:
-    return {ep.name: ep for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)}
+    """Installed plugins; one that takes a built-in's name is refused, not silently hidden."""
+    eps = {ep.name: ep for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)}
+    clash = sorted(set(eps) & set(_REGISTRY))
+    if clash:
+        ep = eps[clash[0]]
+        raise ModelError(f"the installed plugin {ep.value!r} registers the model name "
+                         f"{clash[0]!r}, which is built in; rename it in its entry-point group "
+                         f"{ENTRY_POINT_GROUP!r}")
+    return eps
 
 
 def list_models(pattern: str = "*", include_tests: bool = False) -> list[str]:
     """Built-in and entry-point model names matching a shell-style `pattern`, sorted. Tiny
     `test_*` models exist for fast tests and are left out unless asked for."""
-    _load_builtins()
     names = set(_REGISTRY) | set(_entry_points())
     return sorted(n for n in names if fnmatch.fnmatchcase(n, pattern)
                   and (include_tests or not n.startswith("test_")))
 
 
-def resolve_factory(name: str) -> Callable[..., nn.Module]:
+def resolve_factory(name: str) -> Callable[..., Any]:
     """The factory behind `name`: registered, `module:callable`, or an entry point."""
-    _load_builtins()
     if name in _REGISTRY:
         return _REGISTRY[name]
     if ":" in name:
@@ -80,7 +85,7 @@ def resolve_factory(name: str) -> Callable[..., nn.Module]:
                      f"group {ENTRY_POINT_GROUP!r}")
 
 
-def create_model(name: str, num_classes: int, **options) -> nn.Module:
+def create_model(name: str, num_classes: int, **options) -> Any:
     """Build model `name` for `num_classes` actions. Options go to its factory unchanged.
     The model gets a `views` attribute (default ("original",)) if its factory set none."""
     factory = resolve_factory(name)
@@ -90,20 +95,16 @@ def create_model(name: str, num_classes: int, **options) -> nn.Module:
         raise ModelError(f"model {name!r}: bad options {sorted(options)} ({exc})") from None
     except ValueError:
         pass  # no introspectable signature (a C callable): let the call speak for itself
+    from torch import nn
+
     model = factory(num_classes=num_classes, **options)
     if not isinstance(model, nn.Module):
         raise ModelError(f"model {name!r}: factory returned {type(model).__name__}, "
                          f"expected a torch nn.Module")
     views = tuple(getattr(model, "views", ("original",)))
-    bad = [v for v in views if v not in ("original", "body", "background")]
+    bad = [v for v in views if v not in VIEWS]
     if not views or bad:
         raise ModelError(f"model {name!r}: views must be among original, body, background, "
                          f"got {views}")
     model.views = views
     return model
-
-
-def _load_builtins() -> None:
-    # Importing the families registers them; done lazily so `import models.registry` is cheap
-    # and the families may import the registry without a cycle.
-    from . import baseline, domainnet  # noqa: F401

@@ -33,7 +33,7 @@ def main() -> int:
         if shutil.which(tool) is None:
             sys.exit(f"screenshots: {tool} is missing (bash scripts/install-display.sh)")
     work = Path(tempfile.mkdtemp(prefix="bodyscene-screens-"))
-    cli = [sys.executable, "-m", "benchmark.cli"]
+    cli = [sys.executable, "-m", "bodyscene.cli"]
     subprocess.run(cli + ["stimuli", "synth", "--out", str(work / "stim"), "--actions", "4",
                           "--clips-per-action", "5", "--frames-per-video", "4",
                           "--samples-per-video", "1", "--size", "128", "--seed", "3"],

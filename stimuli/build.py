@@ -9,7 +9,6 @@ and writes PNGs. Nothing a bad video does stops the run: it lands in rejected.cs
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import queue
@@ -19,16 +18,16 @@ import zlib
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 from tqdm import tqdm
 
+from bodyscene.errors import BadInput
+from bodyscene.provenance import write_run_record
+from bodyscene.tables import Schema, is_int, non_empty, read_csv, write_csv_atomic
+
 from .compose import MaskNoise
-from .errors import BadInput
-from .provenance import write_run_record
 from .segment import People, Segmenter
-from .tables import Schema, is_int, non_empty, read_csv, write_csv_atomic
 from .trialset import Item, TrialSetConfig, TrialSetWriter, finalize
 from .video import Clip, Video, VideoError, discover_videos, read_windows
 
@@ -46,13 +45,14 @@ class BuildConfig:
     videos: str
     weights: str
     out: str
-    frames_per_clip: int = 3        # windows sampled evenly per video (each clip_frames long)
+    samples_per_video: int = 3      # windows sampled evenly per video (each clip_frames long)
     policy: str = "single"          # the paper's: exactly one person on every sampled frame
     min_mask: float = 0.005         # smallest person mask kept, as a fraction of the frame
     shard: tuple[int, int] = (0, 1)
-    imgsz: int = 640
+    image_size: int = 640
     conf: float = 0.25
-    batch: int = 1                  # frames per inference call (raise it on a GPU)
+    batch_size: int = 1             # frames per inference call (raise it on a GPU)
+    progress: bool = True
     device: str | None = None
     workers: int = 2                # composition/PNG-writing threads
     seed: int = 0
@@ -61,8 +61,8 @@ class BuildConfig:
     def check(self) -> None:
         if self.policy not in POLICIES:
             raise BadInput(f"--policy: expected one of {', '.join(POLICIES)}, got {self.policy!r}")
-        if self.frames_per_clip < 1:
-            raise BadInput(f"--frames-per-clip: at least 1, got {self.frames_per_clip}")
+        if self.samples_per_video < 1:
+            raise BadInput(f"--samples-per-video: at least 1, got {self.samples_per_video}")
         if self.trials.clip_frames < 1:
             raise BadInput(f"--clip-frames: at least 1, got {self.trials.clip_frames}")
         if not 0.0 <= self.min_mask < 1.0:
@@ -164,7 +164,7 @@ def _reader(videos: list[Video], cfg: BuildConfig, q: queue.Queue, stop: threadi
         if stop.is_set():
             return
         try:
-            got: object = read_windows(video, cfg.frames_per_clip, cfg.trials.clip_frames)
+            got: object = read_windows(video, cfg.samples_per_video, cfg.trials.clip_frames)
         except VideoError as exc:
             got = Rejection(video.key, None, str(exc))
         except Exception as exc:  # a decoder crash is still one video's problem
@@ -214,7 +214,8 @@ def build(cfg: BuildConfig, segmenter: Segmenter | None = None) -> Path:
     if segmenter is None:
         from .segment import YoloSegmenter
 
-        segmenter = YoloSegmenter(cfg.weights, imgsz=cfg.imgsz, conf=cfg.conf, batch=cfg.batch,
+        segmenter = YoloSegmenter(cfg.weights, imgsz=cfg.image_size, conf=cfg.conf,
+                                  batch=cfg.batch_size,
                                   device=cfg.device)
     rejected_path = out / ("rejected.csv" if n == 1 else f"rejected.shard-{i}-of-{n}.csv")
     if rejected_path.exists():
@@ -247,7 +248,8 @@ def _run(videos: list[Video], cfg: BuildConfig, segmenter: Segmenter, writer: Tr
     n_items = 0
     try:
         with ThreadPoolExecutor(cfg.workers, thread_name_prefix="bodyscene-compose") as pool, \
-                tqdm(total=len(videos), desc="videos", unit="video", leave=False) as bar:
+                tqdm(total=len(videos), desc="videos", unit="video", leave=False,
+                     disable=not cfg.progress) as bar:
             done = False
             while not done:
                 got, done = _next_batch(q, max(1, segmenter.batch))
@@ -338,56 +340,3 @@ def merge(out: str | Path) -> Path:
                                           r["reason"]) for r in rows])
     print(f"merged {len(records)} shard(s): {manifest}; {len(rows)} rejection(s) in {target}")
     return manifest
-
-
-# --- CLI --------------------------------------------------------------------------------------
-
-def register(s: argparse._SubParsersAction, add_composition_args: Callable,
-             composition_config: Callable) -> None:
-    p = s.add_parser("build", help="make a trial set from action videos (HAA500 or a flat "
-                                   "folder), segmenting people with a local YOLO model")
-    p.add_argument("--videos", required=True,
-                   help="HAA500 folder (video/<action>/<action>_<NNN>.mp4) or a flat folder of "
-                        "<action>_<NNN>.mp4")
-    p.add_argument("--weights", required=True,
-                   help="local Ultralytics segmentation weights, e.g. yolov8x-seg.pt")
-    p.add_argument("--out", required=True, help="output folder (shards of one run share it)")
-    p.add_argument("--frames-per-clip", type=int, default=3,
-                   help="frames (or clip windows) sampled evenly from each video")
-    p.add_argument("--policy", choices=POLICIES, default="single",
-                   help="people per video: single = keep a video only if every sampled frame "
-                        "shows exactly one person (the paper's); largest; union")
-    p.add_argument("--min-mask", type=float, default=0.005,
-                   help="reject frames whose person mask covers less than this fraction")
-    p.add_argument("--shard", default="0/1",
-                   help="build shard i of n (0-based), e.g. $SLURM_ARRAY_TASK_ID/16; "
-                        "then `bodyscene stimuli merge --out DIR`")
-    p.add_argument("--imgsz", type=int, default=640, help="YOLO inference size")
-    p.add_argument("--conf", type=float, default=0.25, help="YOLO detection threshold")
-    p.add_argument("--batch", type=int, default=1, help="frames per inference call (GPU: 16+)")
-    p.add_argument("--device", default=None, help="e.g. cpu, 0, cuda:1 (default: auto)")
-    p.add_argument("--workers", type=int, default=2, help="composition/writing threads")
-    p.add_argument("--seed", type=int, default=0)
-    add_composition_args(p)
-    p.set_defaults(func=lambda a: _build(a, composition_config))
-
-    m = s.add_parser("merge", help="join the shards of a `build --shard i/n` run")
-    m.add_argument("--out", required=True, help="the folder the shards were built into")
-    m.set_defaults(func=_merge)
-
-
-def _build(args: argparse.Namespace, composition_config: Callable) -> int:
-    cfg = BuildConfig(
-        videos=args.videos, weights=args.weights, out=args.out,
-        frames_per_clip=args.frames_per_clip, policy=args.policy, min_mask=args.min_mask,
-        shard=parse_shard(args.shard), imgsz=args.imgsz, conf=args.conf, batch=args.batch,
-        device=args.device, workers=args.workers, seed=args.seed,
-        trials=composition_config(args, args.seed))
-    path = build(cfg)
-    print(f"wrote {path}")
-    return 0
-
-
-def _merge(args: argparse.Namespace) -> int:
-    merge(args.out)
-    return 0

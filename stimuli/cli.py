@@ -14,7 +14,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def add_composition_args(p: argparse.ArgumentParser) -> None:
-    """Options shared by every path that composes trials (see stimuli.trialset.TrialSetConfig)."""
+    """Options shared by every path that composes trials (see bodyscene.stimuli.trialset.TrialSetConfig)."""
     g = p.add_argument_group("trials and composition")
     g.add_argument("--clip-frames", type=int, default=1,
                    help="frames per trial: 1 = single-frame trials, N > 1 = clips of N frames")
@@ -69,6 +69,7 @@ def _register_synth(s: argparse._SubParsersAction) -> None:
     p.add_argument("--video-fps", type=float, default=8.0)
     p.add_argument("--split", default="0.6,0.2,0.2", help="train,val,test fractions of clips")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
     add_composition_args(p)
     p.set_defaults(func=_synth)
 
@@ -82,14 +83,14 @@ def _synth(args: argparse.Namespace) -> int:
         size=args.size, scene_consistency=args.scene_consistency,
         figure_scale=args.figure_scale, scene_salience=args.scene_salience,
         video_fps=args.video_fps, split=_parse_split(args.split),
-        seed=args.seed, trials=composition_config(args, args.seed))
+        seed=args.seed, trials=composition_config(args, args.seed), progress=not args.quiet)
     manifest = make_synthetic_trials(args.out, cfg)
     print(f"wrote {manifest}")
     return 0
 
 
 def _parse_split(text: str) -> tuple[float, float, float]:
-    from .errors import BadInput
+    from bodyscene.errors import BadInput
 
     try:
         parts = tuple(float(x) for x in text.split(","))
@@ -102,28 +103,79 @@ def _parse_split(text: str) -> tuple[float, float, float]:
 
 
 def _register_build(s: argparse._SubParsersAction) -> None:
-    """Real-video path: `build` and `merge` (stimuli.build)."""
-    import importlib
+    """Real-video path: `build` and `merge` (bodyscene.stimuli.build)."""
+    p = s.add_parser("build", help="make a trial set from action videos (HAA500 or a flat "
+                                   "folder), segmenting people with a local YOLO model")
+    p.add_argument("--videos", required=True,
+                   help="HAA500 folder (video/<action>/<action>_<NNN>.mp4) or a flat folder of "
+                        "<action>_<NNN>.mp4")
+    p.add_argument("--weights", required=True,
+                   help="local Ultralytics segmentation weights, e.g. yolov8x-seg.pt")
+    p.add_argument("--out", required=True, help="output folder (shards of one run share it)")
+    p.add_argument("--samples-per-video", type=int, default=3,
+                   help="frames (or clip windows) sampled evenly from each video")
+    p.add_argument("--policy", choices=("single", "largest", "union"), default="single",
+                   help="people per video: single = keep a video only if every sampled frame "
+                        "shows exactly one person (the paper's); largest; union")
+    p.add_argument("--min-mask", type=float, default=0.005,
+                   help="reject frames whose person mask covers less than this fraction")
+    p.add_argument("--shard", default="0/1",
+                   help="build shard i of n (0-based), e.g. $SLURM_ARRAY_TASK_ID/16; "
+                        "then `bodyscene stimuli merge --stimuli DIR`")
+    p.add_argument("--image-size", type=int, default=640, help="segmenter inference size")
+    p.add_argument("--conf", type=float, default=0.25, help="YOLO detection threshold")
+    p.add_argument("--batch-size", type=int, default=1,
+                   help="frames per inference call (GPU: 16+)")
+    p.add_argument("--device", default=None, help="e.g. cpu, 0, cuda:1 (default: auto)")
+    p.add_argument("--workers", type=int, default=2,
+                   help="parallel workers composing and writing trials")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_composition_args(p)
+    p.set_defaults(func=_build)
 
-    try:
-        build = importlib.import_module(f"{__package__}.build")
-    except ModuleNotFoundError as exc:
-        if exc.name != f"{__package__}.build":
-            raise
-        return
-    build.register(s, add_composition_args, composition_config)
+    m = s.add_parser("merge", help="join the shards of a `build --shard i/n` run")
+    m.add_argument("--stimuli", required=True, help="the folder the shards were built into")
+    m.set_defaults(func=_merge)
+
+
+def _build(args: argparse.Namespace) -> int:
+    from .build import BuildConfig, build, parse_shard
+
+    cfg = BuildConfig(
+        videos=args.videos, weights=args.weights, out=args.out,
+        samples_per_video=args.samples_per_video, policy=args.policy, min_mask=args.min_mask,
+        shard=parse_shard(args.shard), image_size=args.image_size, conf=args.conf,
+        batch_size=args.batch_size, device=args.device, workers=args.workers, seed=args.seed,
+        trials=composition_config(args, args.seed))
+    path = build(cfg)
+    print(f"wrote {path}")
+    return 0
+
+
+def _merge(args: argparse.Namespace) -> int:
+    from .build import merge
+
+    merge(args.stimuli)
+    return 0
 
 
 def _register_validate(s: argparse._SubParsersAction) -> None:
     v = s.add_parser("validate", help="check a trials.csv: schema, files and hashes")
-    v.add_argument("trials", help="path to trials.csv")
+    v.add_argument("--trials", dest="trials_flag", help="path to trials.csv")
+    v.add_argument("trials", nargs="?", help=argparse.SUPPRESS)  # positional, as before
     v.add_argument("--no-hashes", action="store_true", help="skip re-hashing the images")
     v.set_defaults(func=_validate)
 
 
 def _validate(args: argparse.Namespace) -> int:
+    from bodyscene.errors import BadInput
+
     from .manifest import read_manifest
 
+    args.trials = args.trials_flag or args.trials
+    if not args.trials:
+        raise BadInput("stimuli validate: give the manifest as --trials trials.csv")
     df = read_manifest(args.trials, check_hashes=not args.no_hashes)
     counts = df.groupby(["split", "condition"]).size().unstack(fill_value=0)
     print(f"{args.trials}: {len(df)} trials, {df.item_id.nunique()} items, "

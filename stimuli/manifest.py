@@ -13,9 +13,18 @@ from typing import Iterable, Mapping
 
 import pandas as pd
 
-from .errors import BadInput, where
-from .tables import (Schema, file_sha256, is_float, is_int, is_sha256, non_empty, one_of,
-                     read_csv, write_csv_atomic)
+from bodyscene.errors import BadInput, where
+from bodyscene.tables import (
+    Schema,
+    file_sha256,
+    is_float,
+    is_int,
+    is_sha256,
+    non_empty,
+    one_of,
+    read_csv,
+    write_csv_atomic,
+)
 
 CONDITIONS = ("original", "body", "background", "conflict")
 SPLITS = ("train", "val", "test")

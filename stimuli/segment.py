@@ -15,7 +15,7 @@ from typing import Protocol, Sequence
 import cv2
 import numpy as np
 
-from .errors import BadInput
+from bodyscene.errors import BadInput
 
 PERSON = 0   # COCO class id of 'person'
 

@@ -15,10 +15,18 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from bodyscene.errors import BadInput
+from bodyscene.tables import fresh_output_dir
+
 from . import world
-from .errors import BadInput
-from .trialset import (Item, TrialSetConfig, TrialSetWriter, read_choices_file, finalize,
-                       item_rng)
+from .trialset import (
+    Item,
+    TrialSetConfig,
+    TrialSetWriter,
+    finalize,
+    item_rng,
+    read_choices_file,
+)
 
 
 @dataclass
@@ -35,6 +43,7 @@ class SynthConfig:
     split: tuple[float, float, float] = (0.6, 0.2, 0.2)
     seed: int = 0
     trials: TrialSetConfig = field(default_factory=TrialSetConfig)
+    progress: bool = True
 
     def check(self) -> None:
         if not 2 <= self.n_actions <= len(world.ACTIONS):
@@ -110,9 +119,7 @@ def make_synthetic_trials(out: str | Path, cfg: SynthConfig) -> Path:
     (a new or empty folder); returns the path of trials.csv."""
     cfg.check()
     out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        raise BadInput(f"{out}: output folder is not empty (nothing is overwritten); "
-                       f"choose a new --out")
+    fresh_output_dir(out)
     actions = world.ACTIONS[:cfg.n_actions]
     if cfg.trials.choices_file:   # a bad choices file fails now, not after rendering
         read_choices_file(Path(cfg.trials.choices_file), sorted(actions))
@@ -147,7 +154,7 @@ def make_synthetic_trials(out: str | Path, cfg: SynthConfig) -> Path:
     # OpenCV drawing, inpainting and PNG encoding release the GIL: two threads use both cores
     with ThreadPoolExecutor(max_workers=2) as pool:
         for _ in tqdm(pool.map(render, jobs), total=len(jobs), desc="synth videos",
-                      unit="video", leave=False):
+                      unit="video", leave=False, disable=not cfg.progress):
             pass
     writer.close()
     return finalize(out, cfg.trials, run_config=cfg)

@@ -12,19 +12,35 @@ import hashlib
 import re
 import threading
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pandas as pd
 
-from .compose import (INPAINT_METHODS, MaskNoise, background_only, body_only, conflict,
-                      mask_iou, perturb_mask)
-from .errors import BadInput, where
+from bodyscene.errors import BadInput, where
+from bodyscene.provenance import write_run_record
+from bodyscene.tables import (
+    Schema,
+    is_float,
+    is_int,
+    non_empty,
+    one_of,
+    read_csv,
+    write_csv_atomic,
+)
+
+from .compose import (
+    INPAINT_METHODS,
+    MaskNoise,
+    background_only,
+    body_only,
+    conflict,
+    mask_iou,
+    perturb_mask,
+)
 from .manifest import CONDITIONS, join_choices, write_manifest
-from .provenance import write_run_record
-from .tables import Schema, is_float, is_int, non_empty, one_of, read_csv, write_csv_atomic
 
 __all__ = ["Item", "MaskNoise", "TrialSetConfig", "TrialSetWriter", "finalize",
            "parse_mask_noise", "parse_rgb", "read_choices_file"]

@@ -16,7 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .errors import BadInput
+from bodyscene.errors import BadInput
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 _NAME = re.compile(r"^(?P<action>.+)_(?P<index>\d{3})$")

@@ -21,9 +21,8 @@ def write_toy_manifest(root: Path, actions=("clap", "kick", "wave"), items_per_s
 
     Built directly through the manifest's writer so tests of later stages do not depend on the
     synthetic world's renderer."""
-    import cv2
 
-    from stimuli.manifest import join_choices, stimulus_sha256, write_manifest
+    from bodyscene.stimuli.manifest import write_manifest
 
     items_per_split = items_per_split or {"train": 4, "val": 1, "test": 2}
     rng = np.random.default_rng(seed)
@@ -73,8 +72,7 @@ def write_toy_manifest(root: Path, actions=("clap", "kick", "wave"), items_per_s
 
 def _row(root, item_id, action, cond, split, frames, choices, mask, clip_frames):
     import cv2
-
-    from stimuli.manifest import join_choices, stimulus_sha256
+    from bodyscene.stimuli.manifest import join_choices, stimulus_sha256
 
     if clip_frames == 1:
         rel = Path("stimuli") / cond / f"{item_id}.png"

@@ -10,15 +10,22 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from bodyscene.stimuli.build import (
+    REJECTED_SCHEMA,
+    BuildConfig,
+    build,
+    choose_masks,
+    in_shard,
+    merge,
+    parse_shard,
+)
+from bodyscene.stimuli.manifest import read_manifest
+from bodyscene.stimuli.segment import People
+from bodyscene.stimuli.trialset import TrialSetConfig
+from bodyscene.stimuli.video import Video, discover_videos, read_windows, window_starts
 
-from stimuli.build import (BuildConfig, build, choose_masks, in_shard, merge, parse_shard)
-from stimuli.errors import BadInput
-from stimuli.manifest import read_manifest
-from stimuli.segment import People
-from stimuli.tables import read_csv
-from stimuli.build import REJECTED_SCHEMA
-from stimuli.trialset import TrialSetConfig
-from stimuli.video import Video, discover_videos, read_windows, window_starts
+from bodyscene.errors import BadInput
+from bodyscene.tables import read_csv
 
 W, H = 64, 48
 
@@ -92,7 +99,7 @@ def haa500(root: Path, extra=None) -> Path:
 def cfg_for(videos: Path, out: Path, **kw) -> BuildConfig:
     trials = kw.pop("trials", TrialSetConfig(contact_sheet_items=2))
     return BuildConfig(videos=str(videos), weights="stub", out=str(out),
-                       frames_per_clip=kw.pop("frames_per_clip", 2), workers=2, trials=trials,
+                       samples_per_video=kw.pop("samples_per_video", 2), workers=2, trials=trials,
                        **kw)
 
 
@@ -131,7 +138,7 @@ def test_read_windows_rgb_and_reasons(tmp_path):
     assert [s for s, _ in clip.windows] == [1, 4, 7] and clip.fps == pytest.approx(8.0)
     frame = clip.windows[0][1][0]
     assert frame.shape == (H, W, 3) and frame[15, 10, 0] > 150 and frame[15, 10, 2] < 110  # RGB
-    from stimuli.video import VideoError
+    from bodyscene.stimuli.video import VideoError
     (tmp_path / "b_000.mp4").write_bytes(b"")
     with pytest.raises(VideoError, match="unreadable|empty"):
         read_windows(Video(tmp_path / "b_000.mp4", "b_000.mp4", "b", 0, "train"), 2)
@@ -169,7 +176,7 @@ def test_flat_layout_clip_trials(tmp_path):
         for k in (3, 16, 19):
             write_video(tmp_path / "flat" / f"{action}_{k:03d}.mp4",
                         _frames(people=((y, 6, 16, 12),), seed=k))
-    manifest = build(cfg_for(tmp_path / "flat", tmp_path / "out", frames_per_clip=1,
+    manifest = build(cfg_for(tmp_path / "flat", tmp_path / "out", samples_per_video=1,
                              trials=TrialSetConfig(clip_frames=4, contact_sheet_items=1)),
                      segmenter=RedSegmenter())
     df = read_manifest(manifest)
@@ -210,7 +217,7 @@ def test_bad_videos_go_to_rejected_and_run_continues(tmp_path, capsys):
     (videos / "video" / "wave" / "wave_005.mp4").write_bytes(b"not a video" * 50)
     (videos / "video" / "wave" / "wave_006.mp4").write_bytes(b"")
     out = tmp_path / "out"
-    manifest = build(cfg_for(videos, out, min_mask=0.02, frames_per_clip=4),
+    manifest = build(cfg_for(videos, out, min_mask=0.02, samples_per_video=4),
                      segmenter=RedSegmenter())
     rej = read_csv(out / "rejected.csv", REJECTED_SCHEMA)
     reasons = {v: list(g.reason) for v, g in rej.groupby("video")}
@@ -232,7 +239,7 @@ def test_bad_videos_go_to_rejected_and_run_continues(tmp_path, capsys):
 
 def test_largest_policy_drops_only_the_frames_without_a_person(tmp_path):
     videos = haa500(tmp_path / "haa", extra={"wave/wave_002.mp4": _frames(vanish_after=6)})
-    manifest = build(cfg_for(videos, tmp_path / "out", policy="largest", frames_per_clip=4),
+    manifest = build(cfg_for(videos, tmp_path / "out", policy="largest", samples_per_video=4),
                      segmenter=RedSegmenter())
     df = read_manifest(manifest, check_hashes=False)
     kept = df[(df.source == "wave/wave_002.mp4") & (df.condition == "original")]
@@ -276,7 +283,7 @@ def test_bad_options():
 
 
 def test_cli_missing_weights_is_one_line(tmp_path, capsys):
-    from benchmark.cli import main
+    from bodyscene.cli import main
 
     videos = haa500(tmp_path / "haa")
     code = main(["stimuli", "build", "--videos", str(videos), "--weights",
@@ -285,7 +292,7 @@ def test_cli_missing_weights_is_one_line(tmp_path, capsys):
     assert code == 2
     assert err.count("\n") == 1 and "yolov8x-seg.pt" in err and "not found" in err
     assert not (tmp_path / "out").exists()
-    code = main(["stimuli", "merge", "--out", str(tmp_path / "nothing")])
+    code = main(["stimuli", "merge", "--stimuli", str(tmp_path / "nothing")])
     assert code == 2 and capsys.readouterr().err.count("\n") == 1
 
 
@@ -293,7 +300,7 @@ def test_cli_missing_weights_is_one_line(tmp_path, capsys):
                                                                             "a detect model")])
 def test_unusable_weights_are_one_line(tmp_path, capsys, weights, message):
     pytest.importorskip("ultralytics")
-    from benchmark.cli import main
+    from bodyscene.cli import main
 
     if weights == "garbage":
         weights = str(tmp_path / "broken-seg.pt")
@@ -310,8 +317,7 @@ def test_untrained_yolo_from_yaml_runs_offline(tmp_path, monkeypatch):
     network access (sockets are cut) and without fetching weights into the working folder."""
     pytest.importorskip("ultralytics")
     import torch
-
-    from stimuli.segment import YoloSegmenter
+    from bodyscene.stimuli.segment import YoloSegmenter
 
     def no_network(*args, **kwargs):
         raise AssertionError("network access attempted")

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from bodyscene.stimuli import world
+from bodyscene.stimuli.compose import (
+    MaskNoise,
+    background_only,
+    body_only,
+    conflict,
+    dilate_mask,
+    mask_iou,
+    perturb_mask,
+)
+from bodyscene.stimuli.trialset import parse_mask_noise
 
-from stimuli import world
-from stimuli.compose import (MaskNoise, background_only, body_only, conflict, dilate_mask,
-                             mask_iou, perturb_mask)
-from stimuli.errors import BadInput
-from stimuli.trialset import parse_mask_noise
+from bodyscene.errors import BadInput
 
 
 def _extent(mask: np.ndarray) -> int:

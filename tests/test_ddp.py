@@ -9,9 +9,7 @@ from pathlib import Path
 
 import torch
 import torch.multiprocessing as mp
-
-from benchmark.train import TrainConfig, train
-
+from bodyscene.benchmark.harness.train import TrainConfig, train
 from conftest import write_toy_manifest
 
 
@@ -51,7 +49,7 @@ def test_two_gloo_processes_match_one_process(tmp_path):
     assert b["epoch"] == 2
     for key, value in a["state_dict"].items():
         assert torch.allclose(value, b["state_dict"][key], atol=1e-5), key
-    from models.registry import create_model
+    from bodyscene.models.registry import create_model
 
     torch.manual_seed(1)
     initial = create_model("domainnet", 3, backbone="tiny").state_dict()

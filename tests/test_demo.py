@@ -7,9 +7,9 @@ import json
 
 import pandas as pd
 import pytest
+from bodyscene.benchmark.studies.demo import effect_checks
 
-from benchmark.cli import main
-from benchmark.demo import DemoConfig, effect_checks
+from bodyscene.cli import main
 
 
 def _summary(base_body: float, dn_body: float, base_orig: float, dn_orig: float,
@@ -38,12 +38,6 @@ def test_effect_checks_hold_on_the_papers_pattern():
 def test_effect_checks_fail_when_a_criterion_fails(kwargs, failing):
     checks = effect_checks(_summary(**kwargs))
     assert [i for i, c in enumerate(checks) if not c["holds"]] == [failing]
-
-
-def test_quick_config_is_small():
-    quick, full = DemoConfig.quick_config(), DemoConfig()
-    assert quick.quick and not full.quick
-    assert quick.actions < full.actions and quick.epochs < full.epochs
 
 
 @pytest.mark.slow

@@ -1,4 +1,4 @@
-"""benchmark.evaluate and the protocol in benchmark.data: which views each condition shows, every
+"""bodyscene.benchmark.harness.evaluate and the protocol in bodyscene.benchmark.harness.data: which views each condition shows, every
 readout file, restricted vs open choice, clip aggregation, mismatches, never-overwrite."""
 
 from __future__ import annotations
@@ -9,16 +9,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from bodyscene.benchmark.harness.checkpoint import load_model
+from bodyscene.benchmark.harness.data import TrialFrames, view_sources
+from bodyscene.benchmark.harness.evaluate import (
+    EvalConfig,
+    aggregate,
+    evaluate,
+    readout_path,
+)
+from bodyscene.benchmark.harness.predict import predict
+from bodyscene.benchmark.harness.predictions import prob_column, read_predictions
+from bodyscene.benchmark.harness.train import TrainConfig, train
+from bodyscene.stimuli.manifest import actions_of, read_manifest
+from conftest import write_toy_manifest
 from torch import nn
 
-from benchmark.data import TrialFrames, view_sources
-from benchmark.evaluate import EvalConfig, aggregate, evaluate, readout_path
-from benchmark.predictions import prob_column, read_predictions
-from benchmark.train import TrainConfig, load_model, predict, train
-from stimuli.errors import BadInput
-from stimuli.manifest import actions_of, read_manifest
-
-from conftest import write_toy_manifest
+from bodyscene.errors import BadInput
 
 
 class Fixed(nn.Module):
@@ -170,7 +176,7 @@ def test_checkpoint_for_other_actions_is_a_clear_error(domainnet_run, tmp_path):
 
 
 def test_evaluate_command(toy, domainnet_run, tmp_path, capsys):
-    from benchmark.cli import main
+    from bodyscene.cli import main
 
     out = tmp_path / "cli" / "dn.csv"
     assert main(["evaluate", "--checkpoint", str(domainnet_run / "best.pt"), "--trials",

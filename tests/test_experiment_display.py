@@ -18,11 +18,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
+from bodyscene.human_study.plan import PlanConfig, make_plan, read_plan
+from bodyscene.human_study.responses import read_responses
+from bodyscene.human_study.session import responses_path
 from conftest import write_toy_manifest
-from human_study.plan import PlanConfig, make_plan, read_plan
-from human_study.responses import read_responses
-from human_study.session import responses_path
 
 pytestmark = pytest.mark.display
 
@@ -94,7 +93,7 @@ class Session:
         self.log = data.parent / f"{participant}.log"
         data.mkdir(parents=True, exist_ok=True)
         self.env = {**os.environ, "DISPLAY": display}
-        cmd = [sys.executable, "-m", "benchmark.cli", "experiment", "run", "--plan",
+        cmd = [sys.executable, "-m", "bodyscene.cli", "experiment", "run", "--plan",
                str(plan.dir), "--participant", participant, "--data", str(data), "--config",
                str(lab), "--windowed", "--window-size", "640x480", *extra]
         self.proc = subprocess.Popen(cmd, env=self.env, stdout=open(self.log, "w"),
@@ -177,7 +176,7 @@ def test_session_answered_by_keys_matches_plan(display, study, sessions):
     s.answer(len(s.trials))
     assert s.finish() == 0
     _check_rows(read_responses(s.path), plan, "P01")
-    again = subprocess.run([sys.executable, "-m", "benchmark.cli", "experiment", "run",
+    again = subprocess.run([sys.executable, "-m", "bodyscene.cli", "experiment", "run",
                             "--plan", str(plan.dir), "--participant", "P01", "--data",
                             str(data), "--windowed"], env=s.env, capture_output=True, text=True,
                            timeout=60)

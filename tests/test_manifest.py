@@ -6,9 +6,9 @@ import csv
 from pathlib import Path
 
 import pytest
+from bodyscene.stimuli.manifest import COLUMNS, read_manifest, stimulus_sha256
 
-from stimuli.errors import BadInput
-from stimuli.manifest import COLUMNS, read_manifest, stimulus_sha256
+from bodyscene.errors import BadInput
 
 
 def _rewrite(path: Path, edit):
@@ -92,7 +92,7 @@ def test_true_action_must_be_offered(toy_manifest):
 
 
 def test_cli_reports_one_line(toy_manifest, capsys):
-    from benchmark.cli import main
+    from bodyscene.cli import main
 
     toy_manifest.write_text("trial_id\nx\n")
     code = main(["stimuli", "validate", str(toy_manifest)])

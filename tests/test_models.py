@@ -7,12 +7,12 @@ from importlib import metadata
 import pytest
 import torch
 import torch.nn.functional as F
+from bodyscene.models.backbones import create_backbone, load_weights
+from bodyscene.models.domainnet import StreamLogits
+from bodyscene.models.registry import ENTRY_POINT_GROUP, create_model, list_models
 from torch import nn
 
-from models.backbones import create_backbone, load_weights
-from models.domainnet import StreamLogits
-from models.errors import ModelError
-from models.registry import ENTRY_POINT_GROUP, create_model, list_models
+from bodyscene.errors import ModelError
 
 
 class UserNet(nn.Module):
@@ -73,7 +73,7 @@ def test_entry_point_group(monkeypatch):
     def fake(**kw):
         return [ep] if kw.get("group") == ENTRY_POINT_GROUP else real(**kw)
 
-    monkeypatch.setattr("models.registry.metadata.entry_points", fake)
+    monkeypatch.setattr("bodyscene.models.registry.metadata.entry_points", fake)
     assert "lab_net" in list_models()
     assert isinstance(create_model("lab_net", 3), UserNet)
 
@@ -212,7 +212,7 @@ def test_readouts():
 
 
 def test_models_command_lists_models_and_backbones(capsys):
-    from benchmark.cli import main
+    from bodyscene.cli import main
 
     assert main(["models"]) == 0
     out = capsys.readouterr().out

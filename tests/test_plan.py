@@ -8,13 +8,18 @@ from collections import Counter
 
 import numpy as np
 import pytest
-
+from bodyscene.human_study.plan import (
+    PlanConfig,
+    latin_square_condition,
+    make_plan,
+    order_with_run_limit,
+    read_plan,
+)
+from bodyscene.human_study.session import remaining_trials, responses_path
+from bodyscene.stimuli.manifest import read_manifest
 from conftest import write_toy_manifest
-from human_study.plan import (PlanConfig, latin_square_condition, make_plan, order_with_run_limit,
-                              read_plan)
-from human_study.session import remaining_trials, responses_path
-from stimuli.errors import BadInput
-from stimuli.manifest import read_manifest
+
+from bodyscene.errors import BadInput
 
 SPLITS = {"train": 3, "val": 2, "test": 8}
 
@@ -177,14 +182,14 @@ def test_trial_list_schema_checked(manifest, tmp_path):
     plan = _plan(manifest, tmp_path, n_participants=1)
     path = plan.participants["P01"]
     path.write_text(path.read_text().replace(",practice,", ",warmup,", 1))
-    from human_study.plan import _read_trial_list
+    from bodyscene.human_study.plan import _read_trial_list
     with pytest.raises(BadInput, match="row 2, column 'phase'"):
         _read_trial_list(path)
 
 
 def test_resume_bookkeeping(manifest, tmp_path):
-    from human_study.responses import ResponseWriter
-    from human_study.session import response_columns, response_row
+    from bodyscene.human_study.responses import ResponseWriter
+    from bodyscene.human_study.session import response_columns, response_row
 
     plan = _plan(manifest, tmp_path, n_participants=1)
     trials = plan.trials("P01")

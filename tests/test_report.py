@@ -8,17 +8,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
-from benchmark.cli import main
-from benchmark.observations import SIMULATED_HUMANS, load_observations
-from benchmark.predictions import COLUMNS as PRED_COLUMNS
-from benchmark.report import ReportConfig, make_report
-from human_study.responses import ResponseWriter
-from stimuli.errors import BadInput
-from stimuli.manifest import read_manifest
-from stimuli.tables import write_csv_atomic
-
+from bodyscene.benchmark.analysis.observations import (
+    SIMULATED_HUMANS,
+    load_observations,
+)
+from bodyscene.benchmark.analysis.report import ReportConfig, make_report
+from bodyscene.benchmark.harness.predictions import COLUMNS as PRED_COLUMNS
+from bodyscene.human_study.responses import ResponseWriter
+from bodyscene.stimuli.manifest import read_manifest
 from conftest import write_toy_manifest
+
+from bodyscene.cli import main
+from bodyscene.errors import BadInput
+from bodyscene.tables import write_csv_atomic
 
 HUMAN_ACC = {"original": 0.9, "body": 0.85, "background": 0.6, "conflict": 0.7}
 MODELS = {"baseline": {"original": 0.95, "body": 0.4, "background": 0.9, "conflict": 0.3},
@@ -263,14 +265,14 @@ def test_cli_power_rejects_bad_plans(capsys):
     assert main(["power", "--accuracy", "body=0.85"]) == 2
     assert "needs a background=" in capsys.readouterr().err
     assert main(["power", "--accuracy", "body=1.5,background=0.8"]) == 2
-    assert main(["power", "--participants", "1:4:1"]) == 2
+    assert main(["power", "--participant-range", "1:4:1"]) == 2
     assert "at least 2" in capsys.readouterr().err
 
 
 def test_cli_power_writes_curve(tmp_path, capsys):
-    pytest.importorskip("human_study.simulate")
+    import bodyscene.human_study.simulate  # noqa: F401
     out = tmp_path / "power"
-    rc = main(["power", "--accuracy", "body=0.9,background=0.7", "--participants", "4,16",
+    rc = main(["power", "--accuracy", "body=0.9,background=0.7", "--participant-range", "4,16",
                "--items", "20", "--sims", "60", "--out", str(out)])
     assert rc == 0
     assert "participants reach 80% power" in capsys.readouterr().out

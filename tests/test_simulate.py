@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
+from bodyscene.human_study.plan import PlanConfig, make_plan, read_plan
+from bodyscene.human_study.responses import read_responses
+from bodyscene.human_study.simulate import (
+    ObserverModel,
+    draw_correct,
+    draw_rt,
+    simulate_participants,
+)
 from conftest import write_toy_manifest
-from human_study.plan import PlanConfig, make_plan, read_plan
-from human_study.responses import read_responses
-from human_study.simulate import ObserverModel, draw_correct, draw_rt, simulate_participants
-from stimuli.errors import BadInput
+
+from bodyscene.errors import BadInput
 
 ACC = {"original": 0.8, "body": 0.9, "background": 0.6, "conflict": 0.7}
 
@@ -104,8 +109,9 @@ def test_never_overwrites_and_names_participants(plan_dir, tmp_path):
 
 
 def test_cli_plan_simulate_and_config(tmp_path, capsys):
-    from benchmark.cli import main
-    from human_study.labconfig import load_lab_config
+    from bodyscene.human_study.labconfig import load_lab_config
+
+    from bodyscene.cli import main
 
     manifest = write_toy_manifest(tmp_path / "toy", items_per_split={"val": 2, "test": 4})
     plan = tmp_path / "plan"
@@ -144,7 +150,7 @@ def test_cli_plan_simulate_and_config(tmp_path, capsys):
     ("[1, 2]", "expected a JSON object"),
 ])
 def test_bad_lab_config_is_one_line(tmp_path, content, message):
-    from human_study.labconfig import load_lab_config
+    from bodyscene.human_study.labconfig import load_lab_config
 
     path = tmp_path / "lab.json"
     path.write_text(content)
@@ -155,7 +161,7 @@ def test_bad_lab_config_is_one_line(tmp_path, content, message):
 
 def test_run_refuses_before_opening_a_window(tmp_path):
     """Everything that can go wrong with the inputs is reported before PsychoPy is imported."""
-    from human_study.experiment import RunConfig, prepare
+    from bodyscene.human_study.experiment import RunConfig, prepare
 
     manifest = write_toy_manifest(tmp_path / "toy", items_per_split={"val": 1, "test": 2})
     plan = make_plan(manifest, tmp_path / "plan", PlanConfig(n_participants=1, practice_items=1))

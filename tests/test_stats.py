@@ -7,17 +7,28 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-
-from benchmark.stats.accuracy import accuracy_table
-from benchmark.stats.bootstrap import hierarchical_ci
-from benchmark.stats.conflict import conflict_shares
-from benchmark.stats.consistency import error_consistency, pairwise_consistency
-from benchmark.stats.contrasts import condition_contrasts, holm, mcnemar, paired_difference_ci
-from benchmark.stats.likeness import human_likeness, spearman_brown, split_half_ceiling
+from bodyscene.benchmark.analysis.stats.accuracy import accuracy_table
+from bodyscene.benchmark.analysis.stats.bootstrap import hierarchical_ci
+from bodyscene.benchmark.analysis.stats.conflict import conflict_shares
+from bodyscene.benchmark.analysis.stats.consistency import (
+    error_consistency,
+    pairwise_consistency,
+)
+from bodyscene.benchmark.analysis.stats.contrasts import (
+    condition_contrasts,
+    holm,
+    mcnemar,
+    paired_difference_ci,
+)
+from bodyscene.benchmark.analysis.stats.likeness import (
+    human_likeness,
+    spearman_brown,
+    split_half_ceiling,
+)
 
 
 def tidy(rows: list[dict]) -> pd.DataFrame:
-    """A minimal trials table in the layout of benchmark.observations."""
+    """A minimal trials table in the layout of bodyscene.benchmark.analysis.observations."""
     df = pd.DataFrame(rows)
     defaults = {"agent_kind": "human", "simulated": False, "action": "clap", "n_choices": 3,
                 "chance": 1 / 3, "correct_open": np.nan, "response": "", "body_action": "",
@@ -278,7 +289,7 @@ def _population_accuracy(simulate, model, conditions, rng) -> dict[str, float]:
 
 
 def test_bootstrap_intervals_cover_the_truth():
-    simulate = pytest.importorskip("human_study.simulate")
+    from bodyscene.human_study import simulate
     model = simulate.ObserverModel(accuracy={"body": 0.85, "background": 0.65},
                                    participant_sd=0.4, item_sd=0.4)
     rng = np.random.default_rng(11)
@@ -294,9 +305,9 @@ def test_bootstrap_intervals_cover_the_truth():
 
 
 def test_regression_recovers_the_body_background_effect():
-    from benchmark.stats.regression import fit_gee, fit_mixed
+    from bodyscene.benchmark.analysis.stats.regression import fit_gee, fit_mixed
 
-    simulate = pytest.importorskip("human_study.simulate")
+    from bodyscene.human_study import simulate
     acc = {"original": 0.85, "body": 0.8, "background": 0.6}
     model = simulate.ObserverModel(accuracy=acc, participant_sd=0.3, item_sd=0.3)
     obs = _simulate_study(simulate, model, 20, 40, tuple(acc), np.random.default_rng(5))
@@ -313,8 +324,12 @@ def test_regression_recovers_the_body_background_effect():
 
 
 def test_power_grows_with_participants_and_is_alpha_without_effect():
-    pytest.importorskip("human_study.simulate")
-    from benchmark.stats.power import PowerConfig, participants_needed, power_curve
+    import bodyscene.human_study.simulate  # noqa: F401
+    from bodyscene.benchmark.analysis.stats.power import (
+        PowerConfig,
+        participants_needed,
+        power_curve,
+    )
 
     cfg = PowerConfig(accuracy={"body": 0.85, "background": 0.75}, participants=(4, 12, 32),
                       items_per_condition=20, n_sims=120, seed=0)

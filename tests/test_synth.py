@@ -10,12 +10,12 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
+from bodyscene.stimuli import world
+from bodyscene.stimuli.manifest import read_manifest, split_choices
+from bodyscene.stimuli.trialset import Item, TrialSetConfig, TrialSetWriter, finalize
 
-from benchmark.cli import main
-from stimuli import world
-from stimuli.errors import BadInput
-from stimuli.manifest import read_manifest, split_choices
-from stimuli.trialset import Item, TrialSetConfig, TrialSetWriter, finalize
+from bodyscene.cli import main
+from bodyscene.errors import BadInput
 
 TINY = ["--actions", "3", "--clips-per-action", "3", "--size", "32", "--frames-per-video", "6",
         "--samples-per-video", "2"]

@@ -1,4 +1,4 @@
-"""benchmark.train: a run's files, exact resume, divergence, never-overwrite, mismatches."""
+"""bodyscene.benchmark.harness.train: a run's files, exact resume, divergence, never-overwrite, mismatches."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+from bodyscene.benchmark.harness import train as train_mod
+from bodyscene.benchmark.harness.checkpoint import load_model
+from bodyscene.benchmark.harness.train import TrainConfig, train
+from conftest import write_toy_manifest
 from torch import nn
 
-from benchmark import train as train_mod
-from benchmark.train import TrainConfig, load_model, train
-from stimuli.errors import BadInput
-
-from conftest import write_toy_manifest
+from bodyscene.errors import BadInput
 
 
 class NanNet(nn.Module):
@@ -53,7 +53,7 @@ def test_a_run_writes_checkpoints_metrics_and_record(trials, tmp_path):
     assert metrics["epoch"].tolist() == [1, 2]
     assert metrics["val_acc"].between(0, 1).all() and (metrics["images_per_s"] > 0).all()
     record = json.loads((run / "run.json").read_text())
-    from stimuli.manifest import manifest_sha256
+    from bodyscene.stimuli.manifest import manifest_sha256
     assert record["manifest_sha256"] == manifest_sha256(trials)
     assert record["config"]["model"] == "domainnet" and record["seed"] == 3
     assert record["actions"] == ["clap", "kick", "wave"]
@@ -90,7 +90,7 @@ def test_killed_and_resumed_run_ends_with_the_same_weights(trials, tmp_path, mon
 
 
 def test_nan_loss_stops_with_a_clear_message(trials, tmp_path, capsys):
-    from benchmark.cli import main
+    from bodyscene.cli import main
 
     rc = main(["train", "--trials", str(trials), "--model", f"{__name__}:nan_net",
                "--out", str(tmp_path / "nan"), "--epochs", "2", "--image-size", "32",
@@ -130,7 +130,7 @@ def test_mmap_cache_gives_the_same_run(trials, tmp_path):
 
 
 def test_paired_views_share_one_geometry_and_blank_stays_black():
-    from benchmark.data import MEAN, STD, Augment, to_input
+    from bodyscene.benchmark.harness.data import MEAN, STD, Augment, to_input
 
     gen = torch.Generator().manual_seed(0)
     image = torch.randint(0, 256, (6, 1, 16, 16, 3), dtype=torch.uint8, generator=gen)
@@ -153,7 +153,7 @@ def test_worker_processes_gather_the_same_batches(trials, tmp_path):
 
 
 def test_missing_manifest_is_one_line_and_creates_nothing(tmp_path, capsys):
-    from benchmark.cli import main
+    from bodyscene.cli import main
 
     out = tmp_path / "run"
     assert main(["train", "--trials", str(tmp_path / "nope.csv"), "--out", str(out)]) == 2

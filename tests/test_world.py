@@ -8,9 +8,8 @@ import re
 import cv2
 import numpy as np
 import pytest
-
-from stimuli import world
-from stimuli.synth import choose_scene
+from bodyscene.stimuli import world
+from bodyscene.stimuli.synth import choose_scene
 
 SIZE = 40
 

@@ -27,7 +27,7 @@ TARGETS_S = {"quick": 120.0, "full": 600.0}
 
 def run(kind: str, seed: int, root: Path) -> dict:
     out = root / kind
-    cmd = [sys.executable, "-m", "benchmark.cli", "demo", "--out", str(out), "--seed", str(seed)]
+    cmd = [sys.executable, "-m", "bodyscene.cli", "demo", "--out", str(out), "--seed", str(seed)]
     if kind == "quick":
         cmd.append("--quick")
     t0 = time.perf_counter()

@@ -24,10 +24,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bodyscene.human_study.plan import PlanConfig, make_plan, read_plan  # noqa: E402
+from bodyscene.human_study.responses import read_responses  # noqa: E402
+from bodyscene.human_study.session import responses_path  # noqa: E402
 from conftest import write_toy_manifest  # noqa: E402
-from human_study.plan import PlanConfig, make_plan, read_plan  # noqa: E402
-from human_study.responses import read_responses  # noqa: E402
-from human_study.session import responses_path  # noqa: E402
 
 
 def main() -> int:
@@ -55,7 +55,7 @@ def main() -> int:
     n = len(plan.trials("P01"))
     try:
         time.sleep(1.0)
-        run = subprocess.Popen([sys.executable, "-m", "benchmark.cli", "experiment", "run",
+        run = subprocess.Popen([sys.executable, "-m", "bodyscene.cli", "experiment", "run",
                                 "--plan", str(plan.dir), "--participant", "P01", "--data",
                                 str(data), "--config", str(lab), "--windowed", "--window-size",
                                 "640x480"], env=env, stdout=subprocess.DEVNULL)

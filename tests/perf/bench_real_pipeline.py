@@ -27,14 +27,13 @@ from pathlib import Path
 
 os.environ.setdefault("YOLO_OFFLINE", "1")
 
+import bodyscene.stimuli.build as build_mod
 import cv2
 import numpy as np
-
-import stimuli.build as build_mod
-from stimuli.build import BuildConfig, build
-from stimuli.segment import People, YoloSegmenter
-from stimuli.trialset import TrialSetConfig
-from stimuli.video import discover_videos, read_windows
+from bodyscene.stimuli.build import BuildConfig, build
+from bodyscene.stimuli.segment import People, YoloSegmenter
+from bodyscene.stimuli.trialset import TrialSetConfig
+from bodyscene.stimuli.video import discover_videos, read_windows
 
 W, H = 640, 480
 
@@ -107,7 +106,7 @@ def bench(model: str, n_frames: int, per_video: int, workers: int) -> None:
         build_mod.finalize = finalize
         try:
             cfg = BuildConfig(videos=str(videos), weights=f"{model}.yaml", out=str(tmp / "out"),
-                              frames_per_clip=per_video, workers=workers,
+                              samples_per_video=per_video, workers=workers,
                               trials=TrialSetConfig(contact_sheet_items=2))
             t0 = time.perf_counter()
             build(cfg, segmenter=TimedYoloWithStubMasks(yolo))

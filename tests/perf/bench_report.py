@@ -27,10 +27,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ for the study writer
 
+from bodyscene.benchmark.analysis.observations import load_observations  # noqa: E402
+from bodyscene.benchmark.analysis.report import ReportConfig, make_report  # noqa: E402
 from test_report import write_study  # noqa: E402
-
-from benchmark.observations import load_observations  # noqa: E402
-from benchmark.report import ReportConfig, make_report  # noqa: E402
 
 TARGET_S = 60.0
 ACTIONS = ("clap", "kick", "wave", "run", "jump", "sit")

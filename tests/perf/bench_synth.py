@@ -15,9 +15,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from stimuli import world
-from stimuli.synth import SynthConfig, choose_scene, make_synthetic_trials, sample_starts
-from stimuli.trialset import TrialSetConfig, item_rng
+from bodyscene.stimuli import world
+from bodyscene.stimuli.synth import (
+    SynthConfig,
+    choose_scene,
+    make_synthetic_trials,
+    sample_starts,
+)
+from bodyscene.stimuli.trialset import TrialSetConfig, item_rng
 
 
 def render_only(cfg: SynthConfig, sampled: bool = False) -> float:

@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ for write
 
 
 def harness_rate(trials: Path, root: Path, tag: str, args, model: str) -> float:
-    from benchmark.train import TrainConfig, train
+    from bodyscene.benchmark.harness.train import TrainConfig, train
 
     out = root / f"{tag}"
     train(TrainConfig(trials=str(trials), model=model, backbone=args.backbone, out=str(out),
@@ -42,8 +42,8 @@ def harness_rate(trials: Path, root: Path, tag: str, args, model: str) -> float:
 
 
 def train_frames(trials: Path, args):
-    from benchmark.data import TrialFrames
-    from stimuli.manifest import actions_of, read_manifest
+    from bodyscene.benchmark.harness.data import TrialFrames
+    from bodyscene.stimuli.manifest import actions_of, read_manifest
 
     manifest = read_manifest(trials)
     return TrialFrames(manifest, ("original",), args.image_size, actions_of(manifest),
@@ -53,8 +53,8 @@ def train_frames(trials: Path, args):
 def hand_loop_rate(frames, args, constant: bool) -> float:
     """The loop anyone would write: images pre-decoded into one normalised float tensor,
     shuffled batches (or one constant batch), forward, cross-entropy, backward, SGD step."""
-    from benchmark.data import to_input
-    from models.registry import create_model
+    from bodyscene.benchmark.harness.data import to_input
+    from bodyscene.models.registry import create_model
 
     device = torch.device(args.device)
     torch.manual_seed(0)

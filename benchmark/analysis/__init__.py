@@ -1,0 +1,1 @@
+"""From responses and predictions to statistics and the report."""

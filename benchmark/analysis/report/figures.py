@@ -1,0 +1,212 @@
+"""The report's figures (matplotlib, Agg backend), each saved as PNG and SVG.
+
+Simulated observers are hatched and named "(simulated)" in every legend, and a figure that
+shows any simulated data says so in its title."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from bodyscene.benchmark.analysis.observations import HUMANS, SIMULATED_HUMANS  # noqa: E402
+
+SIM_NOTE = " (includes simulated observers)"
+
+
+def save_figure(fig, stem: Path, dpi: int = 150) -> list[Path]:
+    """Every figure the suite makes is saved here: `stem`.png and `stem`.svg, then closed."""
+    paths = []
+    for ext in ("png", "svg"):
+        path = stem.with_name(f"{stem.name}.{ext}")
+        fig.savefig(path, dpi=dpi, bbox_inches="tight")
+        paths.append(path)
+    plt.close(fig)
+    return paths
+
+
+def save(fig, out_dir: Path, name: str, dpi: int = 150) -> list[Path]:
+    return save_figure(fig, out_dir / name, dpi)
+
+
+def group_style(groups: list[str]) -> dict[str, dict]:
+    palette = plt.get_cmap("tab10").colors
+    style, k = {}, 0
+    for g in groups:
+        if g == HUMANS:
+            style[g] = {"color": "0.25"}
+        elif g == SIMULATED_HUMANS:
+            style[g] = {"color": "0.65", "hatch": "//", "edgecolor": "0.3"}
+        else:
+            style[g] = {"color": palette[k % len(palette)]}
+            k += 1
+    return style
+
+
+def _title(ax, text: str, simulated: bool) -> None:
+    ax.set_title(text + (SIM_NOTE if simulated else ""), fontsize=10)
+
+
+def accuracy_by_condition(acc: pd.DataFrame, groups: list[str], conditions: list[str]):
+    """The paper's figure: accuracy per condition for people and each model, 95% intervals,
+    chance as a dashed line."""
+    width = 0.8 / max(1, len(groups))
+    style = group_style(groups)
+    fig, ax = plt.subplots(figsize=(min(12.0, max(6.0, 0.3 * len(conditions) * len(groups) + 2)),
+                                    4.0))
+    x = np.arange(len(conditions))
+    for j, g in enumerate(groups):
+        sub = acc[acc["group"] == g].set_index("condition").reindex(conditions)
+        pos = x + (j - (len(groups) - 1) / 2) * width
+        err = np.vstack([sub["accuracy"] - sub["ci_low"], sub["ci_high"] - sub["accuracy"]])
+        ax.bar(pos, sub["accuracy"], width, yerr=np.nan_to_num(err), capsize=2, label=g,
+               **style[g])
+    chance = acc.groupby("condition")["chance"].mean().reindex(conditions).to_numpy()
+    for i, c in enumerate(chance):
+        ax.hlines(c, i - 0.45, i + 0.45, colors="k", linestyles="--", lw=1,
+                  label="chance" if i == 0 else None)
+    ax.set_xticks(x, conditions)
+    ax.set_ylim(0, 1.02)
+    ax.set_ylabel("accuracy (offered choices)")
+    _title(ax, "Accuracy by condition, 95% hierarchical bootstrap intervals",
+           bool(acc["simulated"].any()))
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.tight_layout()
+    return fig
+
+
+def regression_effects(reg: pd.DataFrame):
+    """Forest plot of the fixed effects (log-odds) of both fits."""
+    fixed = reg[reg["term"].str.contains(r"\[", regex=True) & reg["estimate"].notna()]
+    terms = list(dict.fromkeys(fixed["term"]))
+    fig, ax = plt.subplots(figsize=(7.0, 0.28 * len(terms) + 1.5))
+    methods = list(dict.fromkeys(fixed["method"]))
+    for k, method in enumerate(methods):
+        sub = fixed[fixed["method"] == method].set_index("term").reindex(terms)
+        y = np.arange(len(terms)) + (k - (len(methods) - 1) / 2) * 0.3
+        shown = ~sub["separation"].fillna(False).astype(bool).to_numpy()
+        ax.errorbar(sub["estimate"][shown], y[shown],
+                    xerr=np.vstack([sub["estimate"] - sub["ci_low"],
+                                    sub["ci_high"] - sub["estimate"]])[:, shown],
+                    fmt="o" if k == 0 else "s", ms=3, capsize=2, label=method)
+    ax.axvline(0, color="k", lw=0.8)
+    ax.set_yticks(np.arange(len(terms)), terms, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("effect (log-odds; terms at 0%/100% cells omitted)")
+    _title(ax, "correct ~ condition * group, random intercepts participant + item",
+           bool(reg["simulated"].any()))
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def contrasts(con: pd.DataFrame):
+    """Body minus background per group with intervals and Holm-adjusted p."""
+    fig, ax = plt.subplots(figsize=(6.0, 0.4 * len(con) + 1.4))
+    y = np.arange(len(con))
+    err = np.vstack([con["estimate"] - con["ci_low"], con["ci_high"] - con["estimate"]])
+    ax.errorbar(con["estimate"], y, xerr=np.nan_to_num(err), fmt="o", capsize=3, color="k")
+    for yi, (_, row) in zip(y, con.iterrows()):
+        ax.annotate(f"p_holm={row['p_holm']:.3g}", (row["estimate"], yi), xytext=(4, 6),
+                    textcoords="offset points", fontsize=7)
+    ax.axvline(0, color="k", lw=0.8)
+    ax.set_yticks(y, con["group"])
+    ax.invert_yaxis()
+    ax.set_xlabel("accuracy difference (body - background)")
+    _title(ax, "Planned contrast: body vs background", bool(con["simulated"].any()))
+    fig.tight_layout()
+    return fig
+
+
+def consistency_matrix(pairs: pd.DataFrame, agents: list[str], labels: list[str]):
+    """Kappa for every pair of observers, ordered by group."""
+    idx = {a: i for i, a in enumerate(agents)}
+    mat = np.full((len(agents), len(agents)), np.nan)
+    for row in pairs.itertuples():
+        i, j = idx[row.agent1], idx[row.agent2]
+        mat[i, j] = mat[j, i] = row.kappa
+    size = min(12.0, 3.0 + 0.22 * len(agents))
+    fig, ax = plt.subplots(figsize=(size + 1.2, size))
+    im = ax.imshow(mat, cmap="RdBu_r", vmin=-1, vmax=1)
+    ticks = np.arange(len(agents))
+    fs = 7 if len(agents) < 40 else 5
+    ax.set_xticks(ticks, labels, rotation=90, fontsize=fs)
+    ax.set_yticks(ticks, labels, fontsize=fs)
+    fig.colorbar(im, ax=ax, label="error consistency (Cohen's kappa)", shrink=0.8)
+    _title(ax, "Error consistency, trial by trial", bool(pairs["simulated"].any()))
+    fig.tight_layout()
+    return fig
+
+
+def likeness(like: pd.DataFrame):
+    """Each model's distance to the human profile in units of the human noise ceiling."""
+    profiles = list(dict.fromkeys(like["profile"]))
+    models = list(dict.fromkeys(like["model"]))
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.9 * len(models) + 2), 3.6))
+    width = 0.8 / max(1, len(profiles) * like["human_group"].nunique())
+    k = 0
+    for hg in dict.fromkeys(like["human_group"]):
+        for profile in profiles:
+            sub = like[(like["profile"] == profile) & (like["human_group"] == hg)]
+            sub = sub.set_index("model").reindex(models)
+            pos = np.arange(len(models)) + (k - 0.5) * width
+            ax.bar(pos, sub["distance_ratio"], width, label=f"{profile} vs {hg}",
+                   hatch="//" if hg == SIMULATED_HUMANS else None)
+            k += 1
+    ax.axhline(1.0, color="k", ls="--", lw=1, label="human noise ceiling")
+    ax.set_xticks(np.arange(len(models)), models, rotation=30, ha="right")
+    ax.set_ylabel("distance / human ceiling distance")
+    _title(ax, "Human-likeness of accuracy profiles (1 = at the ceiling)",
+           bool(like["simulated"].any()))
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def conflict(con: pd.DataFrame, groups: list[str]):
+    """Shares of conflict answers that follow the body and the background, per group."""
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.8 * len(groups) + 2), 3.6))
+    x = np.arange(len(groups))
+    for k, (cue, color) in enumerate([("body", "tab:orange"), ("background", "tab:green")]):
+        sub = con[con["cue"] == cue].set_index("group").reindex(groups)
+        err = np.vstack([sub["share"] - sub["ci_low"], sub["ci_high"] - sub["share"]])
+        ax.bar(x + (k - 0.5) * 0.38, sub["share"], 0.38, yerr=np.nan_to_num(err), capsize=2,
+               color=color, label=f"follows the {cue}")
+    ax.axhline(float(con["chance"].mean()), color="k", ls="--", lw=1, label="chance")
+    labels = [g for g in groups]
+    ax.set_xticks(x, labels, rotation=30, ha="right")
+    ax.set_ylim(0, 1.02)
+    ax.set_ylabel("share of conflict answers")
+    _title(ax, "Conflict trials: body or background?", bool(con["simulated"].any()))
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def confusion(conf: pd.DataFrame, group: str, conditions: list[str], actions: list[str]):
+    """Row-normalised confusion matrices of one group, one panel per condition."""
+    sub = conf[conf["group"] == group]
+    responses = actions + sorted(set(sub["response"]) - set(actions))
+    fig, axes = plt.subplots(1, len(conditions), figsize=(2.6 * len(conditions) + 1, 2.9),
+                             squeeze=False)
+    for ax, cond in zip(axes[0], conditions):
+        c = sub[sub["condition"] == cond]
+        mat = (c.pivot_table(index="action", columns="response", values="n", aggfunc="sum")
+               .reindex(index=actions, columns=responses).fillna(0).to_numpy())
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mat = mat / mat.sum(axis=1, keepdims=True)
+        ax.imshow(mat, cmap="Blues", vmin=0, vmax=1)
+        ax.set_title(cond, fontsize=9)
+        fs = 7 if len(actions) <= 12 else 4
+        ax.set_xticks(np.arange(len(responses)), responses, rotation=90, fontsize=fs)
+        ax.set_yticks(np.arange(len(actions)), actions, fontsize=fs)
+        ax.set_xlabel("response", fontsize=8)
+    axes[0][0].set_ylabel("true action (body's, on conflict)", fontsize=8)
+    fig.suptitle(f"Confusions: {group}" + (SIM_NOTE if bool(sub["simulated"].any()) else ""),
+                 fontsize=10)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,184 @@
+"""`make_report`: inputs checked, statistics computed, tables, figures, HTML and summary.json
+written into a new folder (an existing non-empty folder is refused: a report is never
+overwritten)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from bodyscene.benchmark.analysis.observations import group_order, load_observations
+from bodyscene.benchmark.analysis.stats.accuracy import conditions_in
+from bodyscene.stimuli.manifest import manifest_sha256
+from tqdm import tqdm
+
+from bodyscene.provenance import write_run_record
+from bodyscene.tables import fresh_output_dir, write_frame_atomic, write_json_atomic
+
+from . import figures as figs
+from .analyse import analyse
+from .config import ReportConfig
+from .html import figure_html, page, table_html
+from .methods import methods_paragraph, run_records
+
+SECTIONS = [
+    # (heading, explanation, figure names, table names)
+    ("Accuracy by condition",
+     "Share of trials answered correctly among the offered choices, per group and condition; "
+     "bars are 95% hierarchical bootstrap intervals (observers, then items, resampled); the "
+     "dashed line is chance (1/k). Models' open-set accuracy is in the table.",
+     ["accuracy_by_condition"], ["accuracy"]),
+    ("Body vs background",
+     "Planned contrast within each group: people paired over participants, models paired over "
+     "items (McNemar); p-values Holm-corrected across groups.",
+     ["contrasts"], ["contrasts_body_background"]),
+    ("Model vs model", "McNemar on the trials both models answered, overall and per condition, "
+     "Holm-corrected across all pairs and conditions.", [], ["contrasts_model_model"]),
+    ("Mixed-effects regression",
+     "Logistic regression correct ~ condition * group (treatment coding against original and "
+     "the first group), random intercepts for participant and item; GEE as cross-check. "
+     "Estimates in log-odds; 'separation' marks cells at 0% or 100% whose terms are not "
+     "estimable.", ["regression_effects"], ["regression"]),
+    ("Error consistency",
+     "Cohen's kappa on trial-by-trial correctness beyond chance agreement (Geirhos et al., "
+     "2020); the human-human mean is the ceiling a model is judged against.",
+     ["error_consistency"], ["error_consistency"]),
+    ("Human-likeness",
+     "Distance (RMS, accuracy units) between a model's accuracy profile and the people's, "
+     "divided by the people's own noise (split halves, Spearman-Brown); 1 means as close as the "
+     "human data allow. Correlations are normalised by the Spearman-Brown reliability.",
+     ["human_likeness"], ["human_likeness", "human_ceiling"]),
+    ("Conflict trials",
+     "Share of answers on conflict trials naming the body's action and the background's "
+     "action, with 95% hierarchical bootstrap intervals.", ["conflict"], ["conflict"]),
+]
+
+
+def _clean(value):
+    """JSON-safe: NaN/inf -> null, numpy scalars -> Python."""
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if isinstance(value, (np.bool_, bool)):
+        return bool(value)
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return None if not math.isfinite(float(value)) else float(value)
+    return value
+
+
+def _records(df: pd.DataFrame) -> list[dict]:
+    return [_clean(r) for r in df.to_dict("records")]
+
+
+def summary(obs: pd.DataFrame, tables: dict[str, pd.DataFrame]) -> dict:
+    """The headline numbers for machines (summary.json)."""
+    groups: dict[str, dict] = {}
+    for r in tables["accuracy"].itertuples():
+        groups.setdefault(r.group, {})[r.condition] = {
+            "accuracy": r.accuracy, "ci_low": r.ci_low, "ci_high": r.ci_high,
+            "chance": r.chance, "accuracy_open": r.accuracy_open, "n_trials": r.n_trials,
+            "n_agents": r.n_agents, "simulated": r.simulated}
+    conflict: dict[str, dict] = {}
+    for r in tables["conflict"].itertuples():
+        conflict.setdefault(r.group, {"simulated": r.simulated})[r.cue] = {
+            "share": r.share, "ci_low": r.ci_low, "ci_high": r.ci_high, "chance": r.chance}
+    pairs = tables["error_consistency_pairs"]
+    by_type = (pairs.dropna(subset=["kappa"]).groupby("pair_type")["kappa"]
+               .agg(["mean", "median", "count"]).reset_index())
+    cons = ["family", "group", "comparison", "test", "n", "estimate", "ci_low", "ci_high",
+            "statistic", "p", "p_holm", "simulated"]
+    mm = tables["contrasts_model_model"]
+    mm = mm[mm["condition"] == "all"] if len(mm) else mm
+    return _clean({
+        "includes_simulated": bool(obs["simulated"].any()),
+        "n_trials": int(len(obs)),
+        "groups": groups,
+        "contrasts": _records(tables["contrasts_body_background"][cons]) +
+                     (_records(mm[[c for c in cons if c in mm.columns]]) if len(mm) else []),
+        "error_consistency": {"by_pair_type": _records(by_type),
+                              "models": _records(tables["error_consistency"])},
+        "human_likeness": _records(tables["human_likeness"]),
+        "conflict": conflict,
+    })
+
+
+def _figures(obs: pd.DataFrame, tables: dict[str, pd.DataFrame], out: Path,
+             dpi: int, progress: bool = True) -> dict[str, Path]:
+    groups = group_order(obs)
+    conditions = conditions_in(obs)
+    agents_by_group = (obs.drop_duplicates("agent")
+                       .assign(rank=lambda d: d["group"].map({g: i for i, g in
+                                                              enumerate(groups)}))
+                       .sort_values(["rank", "agent"]))
+    agent_labels = [a if g == a else f"{a} [{g}]" for a, g in
+                    zip(agents_by_group["agent"], agents_by_group["group"])]
+    jobs = {
+        "accuracy_by_condition": lambda: figs.accuracy_by_condition(tables["accuracy"], groups,
+                                                                    conditions),
+        "contrasts": lambda: figs.contrasts(tables["contrasts_body_background"]),
+        "error_consistency": lambda: figs.consistency_matrix(
+            tables["error_consistency_pairs"], agents_by_group["agent"].tolist(), agent_labels),
+    }
+    if "regression" in tables and tables["regression"]["estimate"].notna().any():
+        jobs["regression_effects"] = lambda: figs.regression_effects(tables["regression"])
+    if len(tables["human_likeness"]):
+        jobs["human_likeness"] = lambda: figs.likeness(tables["human_likeness"])
+    if len(tables["conflict"]):
+        jobs["conflict"] = lambda: figs.conflict(tables["conflict"], groups)
+    actions = sorted(set(obs["action"]))
+    for g in groups:
+        safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in g)
+        jobs[f"confusion_{safe}"] = (lambda g=g: figs.confusion(tables["confusion"], g,
+                                                                conditions, actions))
+    made = {}
+    for name, job in tqdm(jobs.items(), desc="figures", unit="figure", leave=False,
+                          disable=not progress):
+        figs.save(job(), out, name, dpi)
+        made[name] = out / f"{name}.png"
+    return made
+
+
+def make_report(trials: str | Path, responses_dir: str | Path | None,
+                predictions_dir: str | Path | None, out_dir: str | Path,
+                cfg: ReportConfig | None = None) -> dict:
+    """Write the whole report into `out_dir` (new or empty) and return the summary."""
+    cfg = cfg or ReportConfig()
+    out = Path(out_dir)
+    obs = load_observations(trials, responses_dir, predictions_dir,
+                            include_readouts=cfg.include_readouts)
+    out = fresh_output_dir(out, "report folder")
+    tables = analyse(obs, cfg)
+    for name, table in {"observations": obs, **tables}.items():
+        write_frame_atomic(out / f"{name}.csv", table)
+    made = _figures(obs, tables, out, cfg.dpi, cfg.progress)
+    records = run_records(responses_dir and Path(responses_dir),
+                          predictions_dir and Path(predictions_dir))
+    methods = methods_paragraph(obs, records, cfg, Path(trials).name)
+    head = summary(obs, tables)
+    head["methods"] = methods
+    sections = []
+    for heading, text, fig_names, table_names in SECTIONS:
+        parts = [figure_html(made[f], heading) for f in fig_names if f in made]
+        parts += [table_html(tables[t], f"{t}.csv") for t in table_names if t in tables]
+        if parts:
+            sections.append((heading, text, parts))
+    confusions = [figure_html(p, n.replace("confusion_", "confusions: "))
+                  for n, p in made.items() if n.startswith("confusion_")]
+    sections.append(("Confusions", "Per group and condition: rows are the true action (the "
+                     "body's on conflict trials), columns the response, rows sum to 1.",
+                     confusions))
+    title = "bodyscene report" + (" (includes SIMULATED observers)"
+                                  if head["includes_simulated"] else "")
+    (out / "report.html").write_text(page(title, methods, head["includes_simulated"],
+                                          sections), encoding="utf-8")
+    write_json_atomic(out / "summary.json", head)
+    write_run_record(out, cfg, cfg.seed, name="report_run.json",
+                     trials=str(trials), manifest_sha256=manifest_sha256(trials),
+                     responses=str(responses_dir), predictions=str(predictions_dir),
+                     n_trials=len(obs), agents=sorted(set(obs["agent"])))
+    return head

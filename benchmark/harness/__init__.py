@@ -1,0 +1,1 @@
+"""Loading trial data, checkpoints, prediction, training, evaluation, predictions files."""

@@ -1,0 +1,50 @@
+"""Where a run executes: the torchrun process group and the device. Written once, for train and
+evaluate alike."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from bodyscene.errors import BadInput
+
+
+@dataclass
+class Dist:
+    """This process's place in a torchrun job (world 1, rank 0 when run alone)."""
+
+    world: int = 1
+    rank: int = 0
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def distributed() -> Dist:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Dist()
+    return Dist(world, int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def select_device(name: str, dist: Dist | None = None):
+    """`auto` (CUDA if there is one, this process's local GPU under torchrun), `cpu`, `cuda`
+    or `cuda:N`; asking for CUDA where there is none is a one-line error."""
+    import torch
+
+    dist = dist or Dist()
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", dist.local_rank)
+        return torch.device("cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise BadInput(f"device {name!r}: CUDA is not available on this machine")
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise BadInput(f"device {name!r}: expected auto, cpu, cuda or cuda:N") from None
+    if dev.type == "cuda" and dist.world > 1 and dev.index is None:
+        dev = torch.device("cuda", dist.local_rank)
+    return dev
