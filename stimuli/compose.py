@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from bodyscene.errors import BadInput
+
 INPAINT_METHODS = {"telea": cv2.INPAINT_TELEA, "ns": cv2.INPAINT_NS}
 
 
@@ -41,7 +43,7 @@ def background_only(frame: np.ndarray, mask: np.ndarray, dilation: float = 1.2,
                     method: str = "telea", radius: float = 5.0) -> np.ndarray:
     """The scene with the (dilated) person region inpainted from its surroundings."""
     if method not in INPAINT_METHODS:
-        raise ValueError(f"inpaint method must be one of {sorted(INPAINT_METHODS)}, got {method!r}")
+        raise BadInput(f"inpaint method must be one of {sorted(INPAINT_METHODS)}, got {method!r}")
     hole = dilate_mask(mask, dilation)
     if not hole.any():
         return frame.copy()
@@ -72,9 +74,9 @@ class MaskNoise:
 
     def __post_init__(self):
         if self.kind not in ("erode", "dilate", "flip"):
-            raise ValueError(f"mask noise kind must be erode, dilate or flip, got {self.kind!r}")
+            raise BadInput(f"mask noise kind must be erode, dilate or flip, got {self.kind!r}")
         if not 0.0 <= self.fraction <= 1.0:
-            raise ValueError(f"mask noise fraction must be in [0, 1], got {self.fraction}")
+            raise BadInput(f"mask noise fraction must be in [0, 1], got {self.fraction}")
 
     def __str__(self) -> str:
         return f"{self.kind}:{self.fraction:g}"

@@ -13,6 +13,7 @@ from typing import Iterable, Mapping
 
 import pandas as pd
 
+from bodyscene import CONDITIONS  # noqa: F401  (re-exported for readers of the manifest)
 from bodyscene.errors import BadInput, where
 from bodyscene.tables import (
     Schema,
@@ -26,7 +27,6 @@ from bodyscene.tables import (
     write_csv_atomic,
 )
 
-CONDITIONS = ("original", "body", "background", "conflict")
 SPLITS = ("train", "val", "test")
 CHOICE_SEP = ";"
 

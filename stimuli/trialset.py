@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from bodyscene import CONDITIONS, VIEWS
 from bodyscene.errors import BadInput, where
 from bodyscene.provenance import write_run_record
 from bodyscene.tables import (
@@ -40,12 +41,12 @@ from .compose import (
     mask_iou,
     perturb_mask,
 )
-from .manifest import CONDITIONS, join_choices, write_manifest
+from .manifest import join_choices, write_manifest
 
 __all__ = ["Item", "MaskNoise", "TrialSetConfig", "TrialSetWriter", "finalize",
            "parse_mask_noise", "parse_rgb", "read_choices_file"]
 
-VERSIONS = ("original", "body", "background")
+
 _SHARD_FILE = re.compile(r"^items\.shard-(\d+)-of-(\d+)\.csv$")
 
 
@@ -135,7 +136,7 @@ def parse_mask_noise(text: str | None) -> MaskNoise | None:
     kind, _, frac = text.partition(":")
     try:
         return MaskNoise(kind, float(frac))
-    except ValueError as exc:
+    except (ValueError, BadInput) as exc:
         raise BadInput(f"--mask-noise: expected KIND:FRACTION with KIND erode|dilate|flip and "
                        f"FRACTION in [0, 1], got {text!r} ({exc})") from None
 
@@ -224,7 +225,7 @@ class TrialSetWriter:
             for f, m in zip(item.frames, masks)])
         T = len(item.frames)
         shas = {}
-        for cond, frames in zip(VERSIONS, (item.frames, bodies, backgrounds)):
+        for cond, frames in zip(VIEWS, (item.frames, bodies, backgrounds)):
             shas[cond] = _write_frames(self.out, _stim_path(cond, item.item_id, T), frames)
         _write_frames(self.out, _stim_path("masks", item.item_id, T).relative_to("stimuli"),
                       masks.astype(np.uint8) * 255)
@@ -348,7 +349,7 @@ def finalize(out_dir: str | Path, cfg: TrialSetConfig, run_config: object = None
     rows = []
     by_id = items.set_index("item_id")
     for it in items.itertuples(index=False):
-        for cond in VERSIONS:
+        for cond in VIEWS:
             rows.append(dict(
                 trial_id=f"{it.item_id}-{cond}", item_id=it.item_id, action=it.action,
                 condition=cond, split=it.split,

@@ -67,7 +67,7 @@ def test_background_leaves_no_person_pixels():
     err_bg = np.abs(bg.astype(int) - scene.astype(int))[mask].mean()
     err_frame = np.abs(frame.astype(int) - scene.astype(int))[mask].mean()
     assert err_bg < err_frame / 2
-    with pytest.raises(ValueError, match="inpaint method"):
+    with pytest.raises(BadInput, match="inpaint method"):
         background_only(frame, mask, method="smudge")
 
 
@@ -110,9 +110,9 @@ def test_mask_noise_changes_the_requested_fraction(kind, fraction):
 
 
 def test_mask_noise_options_are_checked():
-    with pytest.raises(ValueError):
+    with pytest.raises(BadInput):
         MaskNoise("blur", 0.1)
-    with pytest.raises(ValueError):
+    with pytest.raises(BadInput):
         MaskNoise("erode", 1.5)
     assert parse_mask_noise("dilate:0.1") == MaskNoise("dilate", 0.1)
     assert parse_mask_noise(None) is None

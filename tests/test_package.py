@@ -64,8 +64,9 @@ def test_help_and_model_listing_import_nothing_heavy():
 def test_plugin_clashing_with_a_builtin_is_an_error(monkeypatch):
     from importlib import metadata
 
-    from bodyscene.errors import ModelError
     from bodyscene.models import registry
+
+    from bodyscene.errors import ModelError
 
     fake = [metadata.EntryPoint(name="baseline", value="mylab.models:net",
                                 group=registry.ENTRY_POINT_GROUP)]

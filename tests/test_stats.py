@@ -306,7 +306,6 @@ def test_bootstrap_intervals_cover_the_truth():
 
 def test_regression_recovers_the_body_background_effect():
     from bodyscene.benchmark.analysis.stats.regression import fit_gee, fit_mixed
-
     from bodyscene.human_study import simulate
     acc = {"original": 0.85, "body": 0.8, "background": 0.6}
     model = simulate.ObserverModel(accuracy=acc, participant_sd=0.3, item_sd=0.3)

@@ -12,15 +12,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from bodyscene.benchmark.harness.predictions import read_predictions
 from bodyscene.human_study.responses import read_responses
 from bodyscene.stimuli.manifest import read_manifest
 
 from bodyscene.errors import BadInput, where
 
-from bodyscene.benchmark.harness.predictions import read_predictions
+from .groups import HUMANS, SIMULATED_HUMANS, group_order, is_human_group  # noqa: F401
 
-HUMANS = "humans"
-SIMULATED_HUMANS = "humans (simulated)"
 READOUTS_DIR = "readouts"
 
 COLUMNS = ("agent", "agent_kind", "group", "simulated", "session", "trial_id", "item_id",
@@ -201,16 +200,3 @@ def _opt(info: pd.DataFrame, col: str) -> np.ndarray:
     if col not in info.columns:
         return np.full(len(info), "", dtype=object)
     return info[col].astype(str).to_numpy()
-
-
-def group_order(obs: pd.DataFrame) -> list[str]:
-    """Groups as a reader expects them: people first, then simulated people, then models in the
-    order of their names."""
-    groups = set(obs["group"])
-    head = [g for g in (HUMANS, SIMULATED_HUMANS) if g in groups]
-    return head + sorted(groups - set(head))
-
-
-def is_human_group(group: str) -> bool:
-    return group in (HUMANS, SIMULATED_HUMANS)
-

@@ -29,9 +29,9 @@ import torch
 import torch.nn.functional as F
 from bodyscene.stimuli.manifest import stimulus_frames
 
+from bodyscene import VIEWS
 from bodyscene.errors import BadInput, where
 
-VIEWS = ("original", "body", "background")
 # ImageNet statistics, so torchvision weights see the inputs they were trained on; a blank view
 # (all-zero pixels) is then the same black as a body version's background.
 MEAN = (0.485, 0.456, 0.406)

@@ -13,7 +13,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from bodyscene.benchmark.analysis.observations import HUMANS, SIMULATED_HUMANS  # noqa: E402
+from bodyscene.benchmark.analysis.groups import HUMANS, SIMULATED_HUMANS  # noqa: E402
 
 SIM_NOTE = " (includes simulated observers)"
 

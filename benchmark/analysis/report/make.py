@@ -9,7 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from bodyscene.benchmark.analysis.observations import group_order, load_observations
+from bodyscene.benchmark.analysis.groups import group_order
+from bodyscene.benchmark.analysis.observations import load_observations
 from bodyscene.benchmark.analysis.stats.accuracy import conditions_in
 from bodyscene.stimuli.manifest import manifest_sha256
 from tqdm import tqdm

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from bodyscene.benchmark.analysis.observations import HUMANS, SIMULATED_HUMANS
+from bodyscene.benchmark.analysis.groups import HUMANS, SIMULATED_HUMANS
 
 from .config import ReportConfig
 

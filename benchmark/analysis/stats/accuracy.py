@@ -10,7 +10,7 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
-from bodyscene.benchmark.analysis.observations import group_order
+from bodyscene.benchmark.analysis.groups import group_order
 
 from .bootstrap import cell_rng, hierarchical_ci
 

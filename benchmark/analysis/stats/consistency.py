@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from bodyscene.benchmark.analysis.observations import SIMULATED_HUMANS
+from bodyscene.benchmark.analysis.groups import SIMULATED_HUMANS
 
 MIN_SHARED = 10  # fewer shared trials than this leave a pair's kappa undefined
 

@@ -12,7 +12,7 @@ from itertools import combinations
 
 import numpy as np
 import pandas as pd
-from bodyscene.benchmark.analysis.observations import group_order, is_human_group
+from bodyscene.benchmark.analysis.groups import group_order, is_human_group
 from scipy import stats
 
 EXACT_BELOW = 25  # discordant pairs under which McNemar uses the exact binomial test

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from bodyscene.benchmark.analysis.observations import (
+from bodyscene.benchmark.analysis.groups import (
     HUMANS,
     SIMULATED_HUMANS,
     group_order,

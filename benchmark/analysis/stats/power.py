@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from bodyscene.errors import BadInput
+
 
 @dataclass(frozen=True)
 class PowerConfig:
@@ -94,7 +96,7 @@ def wilson(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
 
 def power_curve(cfg: PowerConfig) -> pd.DataFrame:
     if cfg.a not in cfg.accuracy or cfg.b not in cfg.accuracy:
-        raise ValueError(f"accuracy needs both {cfg.a!r} and {cfg.b!r}")
+        raise BadInput(f"accuracy needs both {cfg.a!r} and {cfg.b!r}")
     return power_from_differences(simulate_differences(cfg), sorted(cfg.participants),
                                   cfg.alpha)
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from bodyscene.benchmark.analysis.observations import group_order
+from bodyscene.benchmark.analysis.groups import group_order
 from scipy import sparse, stats
 
 from .accuracy import conditions_in
