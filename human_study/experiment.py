@@ -456,11 +456,15 @@ class Screen:
         is not added on), returning the first flip's time. The caller's next flip ends it."""
         draws[0]()
         self.shoot(kind, info)
-        t0 = self.flip()
+        t0, tick0 = self.flip(), self._tick
         self.first_index = len(self.win.frameIntervals)  # intervals after this flip follow it
         self.check_signals()
         while True:
-            nxt = int(round((self._last_flip - t0) / self.period)) + 1
+            # refreshes since the first flip: the virtual grid's count when paced in software
+            # (exact), else from the flip times (vsync timestamps)
+            elapsed = (self._tick - tick0 if self.mode == "software"
+                       else int(round((self._last_flip - t0) / self.period)))
+            nxt = elapsed + 1
             if nxt >= len(draws):
                 return t0
             if stall and nxt == 2:

