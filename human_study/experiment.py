@@ -398,6 +398,7 @@ class Screen:
         self.mode, self.hz, self.measured_hz, self.measure_s = "vsync", m.refresh_hz, None, 0.0
         self.period = 1.0 / self.hz
         self._grid0, self._tick, self._last_flip = None, 0, 0.0
+        self.first_index = self.first_tick = self._tick_at_offset = 0
 
     # --- timing -----------------------------------------------------------------------------
     def start_timing(self, assume_refresh: float | None) -> None:
@@ -458,6 +459,7 @@ class Screen:
         self.shoot(kind, info)
         t0, tick0 = self.flip(), self._tick
         self.first_index = len(self.win.frameIntervals)  # intervals after this flip follow it
+        self.first_tick = tick0
         self.check_signals()
         while True:
             # refreshes since the first flip: the virtual grid's count when paced in software
@@ -573,19 +575,26 @@ class Screen:
         n_fix = frames_for(t.fixation_s, self.hz)
         if n_fix:
             self.present([self.fix.draw] * n_fix, "fixation")
+        tick_before = self._tick  # the virtual refresh of the screen before the stimulus
         onset = self.present(seq, "stimulus", trial.trial_id, stall)
         first = self.first_index
         n_mask = frames_for(t.mask_s, self.hz)
         if n_mask:
             offset = self.present([self._mask_stim().draw] * n_mask, "mask")
-            end = self.first_index
+            end, self._tick_at_offset = self.first_index, self.first_tick
         response, rt, on_screen, timed_out = self._respond(order, labels)
         if not n_mask:
             offset, end = on_screen
         intervals = list(self.win.frameIntervals[first:end])
+        # Refreshes lost from the one before the stimulus to its offset: a late onset flip
+        # shortens the stimulus as surely as a late frame within it. Paced in software, a flip
+        # that missed its virtual refresh counts too (its timestamp may hide it).
+        around = self.win.frameIntervals[max(0, first - 1):end]
+        dropped = sum(max(0, int(round(v / self.period)) - 1) for v in around)
+        if self.mode == "software":
+            dropped = max(dropped, self._tick_at_offset - tick_before - (end - first + 1))
         self.win.recordFrameIntervals = False
         self.win.frameIntervals = []
-        dropped = sum(max(0, int(round(v / self.period)) - 1) for v in intervals)
         # PsychoPy's own criterion (an interval above its refreshThreshold), for comparison
         psychopy_dropped = sum(v > self.win.refreshThreshold for v in intervals)
         if frames_log is not None:
@@ -628,17 +637,27 @@ class Screen:
         measured sizes (layout_labels) below the prompt."""
         k = len(order)
         self.prompt.text = self.lab.texts.prompt.format(k=k)
-        stims = [self.visual.TextStim(self.win, text=f"{i + 1}\n{self.lab.label(action)}",
-                                      height=self.label_px, units="pix", color=(1, 1, 1),
-                                      wrapWidth=0.9 * self.width)
-                 for i, action in enumerate(order)]
-        pad = 0.4 * self.label_px
-        sizes = [(s.boundingBox[0] + 2 * pad, s.boundingBox[1] + pad) for s in stims]
+        def make(height: float) -> list:
+            return [self.visual.TextStim(self.win, text=f"{i + 1}\n{self.lab.label(action)}",
+                                         height=height, units="pix", color=(1, 1, 1),
+                                         wrapWidth=0.9 * self.width)
+                    for i, action in enumerate(order)]
+
         prompt_h = self.prompt.boundingBox[1]
-        top = self.height / 2 - 0.12 * self.height - prompt_h - self.label_px
-        boxes = layout_labels(sizes, (self.width, self.height), margin=0.03 * self.width,
-                              gap=1.5 * self.label_px, top=min(top, 0.25 * self.height))
-        self.prompt.pos = (0, boxes[0].y + boxes[0].h / 2 + 0.6 * self.label_px + prompt_h / 2)
+        height = self.label_px
+        stims = make(height)
+        for _ in range(12):  # shrink the labels until every row fits the window
+            pad = 0.4 * height
+            sizes = [(s.boundingBox[0] + 2 * pad, s.boundingBox[1] + pad) for s in stims]
+            top = min(self.height / 2 - 0.12 * self.height - prompt_h - height,
+                      0.25 * self.height)
+            boxes = layout_labels(sizes, (self.width, self.height), margin=0.03 * self.width,
+                                  gap=1.5 * height, top=top)
+            if all(b.inside(self.width, 0.98 * self.height) for b in boxes):
+                break
+            height *= 0.85
+            stims = make(height)
+        self.prompt.pos = (0, boxes[0].y + boxes[0].h / 2 + 0.6 * height + prompt_h / 2)
         for s, b in zip(stims, boxes):
             s.pos = (b.x, b.y)
         self.label_boxes = boxes
@@ -659,6 +678,8 @@ class Screen:
         self.win.callOnFlip(self.kb.clock.reset)
         onset = self.flip()
         index = len(self.win.frameIntervals)
+        if not frames_for(self.lab.timing.mask_s, self.hz):
+            self._tick_at_offset = self._tick
         self.win.recordFrameIntervals = False
         self._drain()
         self.mouse.clickReset()
