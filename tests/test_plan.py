@@ -228,7 +228,7 @@ def test_catch_trials_on_by_default_and_not_counted_in_blocks(tmp_path):
     manifest = write_toy_manifest(tmp_path / "toy", items_per_split={"train": 4, "val": 1,
                                                                     "test": 7})
     plan = read_plan(make_plan(manifest, tmp_path / "p", PlanConfig(
-        n_participants=1, practice_items=0, break_every=5, max_run=4,
+        n_participants=1, practice_items=0, break_every=5, max_run=30,
         conditions=("original",))))
     trials = plan.trials("P01")
     assert (trials["phase"] == "catch").sum() == 2          # 21 main trials: on by default
