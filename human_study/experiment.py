@@ -512,10 +512,11 @@ class Screen:
         if any(k.name == "escape" for k in self._keys()):
             raise QuitSession
 
-    def _idle(self) -> None:
-        """Wait a little between polls without flipping: an idle screen costs almost no CPU."""
+    def _idle(self, seconds: float = 0.02) -> None:
+        """Wait a little between polls without flipping: an idle screen costs almost no CPU
+        (key times come from the keyboard backend's own timestamps, not from the poll)."""
         self.win.backend.dispatchEvents()
-        time.sleep(0.01)
+        time.sleep(seconds)
 
     def shoot(self, kind: str, info: str = "") -> None:
         """Save the back buffer as <kind>.png the first time each kind of screen is drawn."""
@@ -566,6 +567,9 @@ class Screen:
         else:
             per = frames_for(1.0 / float(trial.fps), self.hz)
             seq = [img.draw for img in images for _ in range(per)]
+        for img in images:  # upload the textures now, not on the flip that shows them
+            img.draw()
+        self.win.clearBuffer()
         stall = (self.cfg.stall[1] if self.cfg.stall and self.cfg.stall[0] == int(trial.order)
                  else 0.0)
         self.win.recordFrameIntervals = True
@@ -702,7 +706,7 @@ class Screen:
                 return "", None, (onset, index), True
             if self._sigterm:
                 raise Terminated
-            self._idle()
+            self._idle(0.005)
 
     def feedback(self, correct: bool, answer: str, timed_out: bool = False) -> None:
         texts = self.lab.texts
