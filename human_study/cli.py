@@ -25,7 +25,9 @@ def register(sub) -> None:
     plan.add_argument("--practice", type=int, default=None,
                       help="practice items with feedback (default: up to 6, as the val split "
                            "allows)")
-    plan.add_argument("--catch", type=int, default=0, help="attention (catch) trials")
+    plan.add_argument("--catch", type=int, default=None,
+                      help="attention (catch) trials (default: one per 20 main trials, at "
+                           "least 2, when there are 20 or more; 0 turns them off)")
     plan.add_argument("--break-every", type=int, default=60)
     plan.add_argument("--max-run", type=int, default=3,
                       help="most consecutive trials of one action or one condition")
@@ -36,9 +38,9 @@ def register(sub) -> None:
     run = s.add_parser("run", help="run (or resume) one participant's session in PsychoPy")
     run.add_argument("--plan", required=True, type=Path)
     run.add_argument("--participant", required=True)
-    run.add_argument("--session", type=int, default=1)
+    run.add_argument("--session", type=int, default=1, help="session number (1 or more)")
     run.add_argument("--data", type=Path, default=None,
-                     help="responses folder (default: data/ beside the plan)")
+                     help="responses folder (default: data/ inside the plan folder)")
     run.add_argument("--resume", action="store_true",
                      help="continue after the last completed trial of an existing file")
     run.add_argument("--config", type=Path, default=None,
@@ -51,6 +53,13 @@ def register(sub) -> None:
     run.add_argument("--window-size", default=None, help="WxH for --windowed, e.g. 1024x768")
     run.add_argument("--screenshots", type=Path, default=None,
                      help="save each kind of screen once, from the back buffer, into this folder")
+    run.add_argument("--assume-refresh", type=float, default=None, metavar="HZ",
+                     help="the display cannot be timed (no vsync): pace flips in software at "
+                          "HZ and record that (otherwise such a display is refused)")
+    run.add_argument("--info", action="append", default=[], metavar="FIELD=VALUE",
+                     help="a participant field of the lab config (procedure.participant_fields); "
+                          "missing ones are asked on the terminal")
+    run.add_argument("--debug-stall", default=None, help=argparse.SUPPRESS)  # ORDER:SECONDS
     run.set_defaults(func=_run)
 
     sim = s.add_parser("simulate", help="responses files from simulated observers (flagged)")
@@ -100,11 +109,21 @@ def _run(args: argparse.Namespace) -> int:
             raise BadInput(f"--window-size expects WxH such as 1024x768, got "
                            f"{args.window_size!r}") from None
         size = (w, h)
+    info = {}
+    for item in args.info:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise BadInput(f"--info expects FIELD=VALUE, got {item!r}")
+        info[name.strip()] = value.strip()
+    stall = None
+    if args.debug_stall:
+        order, _, seconds = args.debug_stall.partition(":")
+        stall = (int(order), float(seconds))
     cfg = RunConfig(plan=args.plan, participant=args.participant, session=args.session,
                     data=args.data, resume=args.resume, lab_config=args.config,
-                    fullscr=args.fullscr, window_size=size, screenshots=args.screenshots)
-    run_session(cfg)
-    return 0
+                    fullscr=args.fullscr, window_size=size, screenshots=args.screenshots,
+                    assume_refresh=args.assume_refresh, info=info, stall=stall)
+    return run_session(cfg).exit_code
 
 
 def _simulate(args: argparse.Namespace) -> int:

@@ -55,6 +55,7 @@ from bodyscene.tables import (
 PLAN_FORMAT = "bodyscene-plan/1"
 DEFAULT_PRACTICE = 6
 PLAN_PHASES = ("practice", "main", "catch")
+CATCH_EVERY = 20  # default attention checks: one per 20 main trials, when there are >= 20
 
 TRIAL_LIST_SCHEMA = Schema(
     name="participant trial list",
@@ -91,7 +92,7 @@ class PlanConfig:
     test_split: str = "test"
     practice_items: int | None = None  # None: up to DEFAULT_PRACTICE, as many as the split has
     practice_split: str = "val"
-    catch_trials: int = 0
+    catch_trials: int | None = None  # None: one per CATCH_EVERY main trials (at least 2)
     catch_split: str = "train"
     catch_duration_s: float = 1.0
     break_every: int = 60
@@ -224,6 +225,8 @@ def make_plan(trials_csv: str | Path, out_dir: str | Path, cfg: PlanConfig) -> P
                       root_rng.permutation(len(practice_pool))[:n_practice]]
     catch_pool = [i for i in _pool(manifest, cfg.catch_split, test_ids)
                   if i not in set(practice_items)]
+    if cfg.catch_trials is None:
+        cfg.catch_trials = default_catch_trials(len(test_items), len(catch_pool))
     if cfg.catch_trials > len(catch_pool):
         raise BadInput(f"{trials_csv}: {cfg.catch_trials} catch trials asked for but the "
                        f"{cfg.catch_split!r} split has {len(catch_pool)} unused non-test items; "
@@ -341,9 +344,20 @@ def _participant_rows(row_idx: int, rng: np.random.Generator, cfg: PlanConfig,
     rows = []
     for t in practice:
         rows.append({"order": len(rows), "block": 0, **t})
-    for n, i in enumerate(order):
-        rows.append({"order": len(rows), "block": 1 + n // cfg.break_every, **main[i]})
+    n_main = 0  # catch trials do not count towards a break: blocks hold break_every main trials
+    for i in order:
+        block = 1 + max(0, n_main - (main[i]["phase"] == "catch")) // cfg.break_every
+        rows.append({"order": len(rows), "block": block, **main[i]})
+        n_main += main[i]["phase"] == "main"
     return rows
+
+
+def default_catch_trials(n_main: int, pool: int) -> int:
+    """Attention checks are on by default: one per CATCH_EVERY main trials (at least 2) when
+    the plan has at least CATCH_EVERY main trials, as many as the catch split allows."""
+    if n_main < CATCH_EVERY:
+        return 0
+    return min(pool, max(2, n_main // CATCH_EVERY))
 
 
 def _plan_hash(body: dict) -> str:

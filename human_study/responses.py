@@ -31,11 +31,26 @@ PHASES = ("main", "practice", "catch")
 
 CORE_COLUMNS = ("agent", "agent_kind", "session", "trial_id", "sha256", "response", "correct",
                 "rt_s", "order", "block", "choice_order", "timestamp", "simulated")
+TIMING_MODES = ("vsync", "software")
 # Recorded by the experiment beside the core columns: which part of the session the trial
 # belonged to (statistics use `main` only; empty means main), the hashes that tie the file to
-# its plan and manifest, software versions, and per-trial frame timing.
+# its plan and manifest, software versions, and per-trial frame timing taken from the flips
+# that bracketed the stimulus: onset and offset flip times (PsychoPy clock), their difference,
+# the refreshes the stimulus was drawn on, refreshes lost (from PsychoPy's recorded frame
+# intervals), the refresh rate used and whether flips waited for the display's vertical blank
+# or were paced in software (--assume-refresh). A timeout leaves `response` and `rt_s` empty
+# (scored wrong); `anticipation` flags an answer faster than the lab's minimum RT;
+# `practice_round` counts repetitions of the practice block (1 = first).
 EXPERIMENT_COLUMNS = ("phase", "plan_sha256", "manifest_sha256", "software", "stim_intended_s",
-                      "stim_onset_s", "stim_duration_s", "dropped_frames", "refresh_hz")
+                      "stim_onset_s", "stim_duration_s", "dropped_frames", "refresh_hz",
+                      "stim_offset_s", "stim_frames", "timing_mode", "timed_out", "anticipation",
+                      "practice_round")
+
+
+def _optional(check):
+    """A check that also accepts an empty cell (rows written by other tools)."""
+    return lambda v: None if v == "" else check(v)
+
 
 RESPONSES_SCHEMA = Schema(
     name="responses",
@@ -52,6 +67,17 @@ RESPONSES_SCHEMA = Schema(
         "block": is_int(0),
         "simulated": is_bool,
         "phase": lambda v: None if v in ("",) + PHASES else f"expected one of {', '.join(PHASES)}",
+        "stim_intended_s": is_float(0.0, None, allow_empty=True),
+        "stim_onset_s": is_float(None, None, allow_empty=True),
+        "stim_offset_s": is_float(None, None, allow_empty=True),
+        "stim_duration_s": is_float(0.0, None, allow_empty=True),
+        "refresh_hz": is_float(0.0, None, allow_empty=True),
+        "dropped_frames": _optional(is_int(0)),
+        "stim_frames": _optional(is_int(0)),
+        "practice_round": _optional(is_int(1)),
+        "timing_mode": _optional(one_of(TIMING_MODES)),
+        "timed_out": _optional(is_bool),
+        "anticipation": _optional(is_bool),
     },
 )
 

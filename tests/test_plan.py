@@ -81,7 +81,10 @@ def test_run_limits_blocks_practice_and_catch(manifest, tmp_path):
         assert not set(practice["item_id"]) & set(catch["item_id"])
         rest = trials[trials["phase"] != "practice"]
         assert not rest["feedback"].any()
-        assert rest["block"].tolist() == [1 + i // 7 for i in range(len(rest))]
+        n_main = (rest["phase"] == "main").cumsum() - (rest["phase"] == "main")
+        expected = [1 + max(0, n - (ph == "catch")) // 7
+                    for n, ph in zip(n_main, rest["phase"])]
+        assert rest["block"].tolist() == expected  # catch trials do not count
         for col in ("action", "condition"):
             values = rest[col].tolist()
             runs = [len(list(g)) for _, g in __import__("itertools").groupby(values)]
@@ -215,3 +218,20 @@ def test_default_practice_takes_what_the_split_offers(tmp_path):
     assert (plan.trials("P01")["phase"] == "practice").sum() == 3   # 3 actions x 1 val item
     with pytest.raises(BadInput, match="4 practice items asked for"):
         make_plan(manifest, tmp_path / "q", PlanConfig(n_participants=1, practice_items=4))
+
+
+def test_catch_trials_on_by_default_and_not_counted_in_blocks(tmp_path):
+    from bodyscene.human_study.plan import default_catch_trials
+
+    assert default_catch_trials(10, 50) == 0 and default_catch_trials(20, 50) == 2
+    assert default_catch_trials(100, 50) == 5 and default_catch_trials(100, 3) == 3
+    manifest = write_toy_manifest(tmp_path / "toy", items_per_split={"train": 4, "val": 1,
+                                                                    "test": 7})
+    plan = read_plan(make_plan(manifest, tmp_path / "p", PlanConfig(
+        n_participants=1, practice_items=0, break_every=5, max_run=30,
+        conditions=("original",))))
+    trials = plan.trials("P01")
+    assert (trials["phase"] == "catch").sum() == 2          # 21 main trials: on by default
+    for block, rows in trials.groupby("block"):
+        assert (rows["phase"] == "main").sum() <= 5          # every 5 *main* trials
+    assert [(r["phase"] == "main").sum() for _, r in trials.groupby("block")][:-1] == [5] * 4

@@ -1,0 +1,105 @@
+"""The lab config is validated completely before any window opens (no display needed)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from bodyscene.errors import BadInput
+from bodyscene.human_study.experiment import RunConfig, participant_info, prepare
+from bodyscene.human_study.labconfig import (
+    LabConfig,
+    check_keys,
+    check_labels,
+    load_lab_config,
+)
+from bodyscene.human_study.layout import Box, layout_labels, rows_needed
+from bodyscene.human_study.plan import PlanConfig, make_plan
+from conftest import write_toy_manifest
+
+
+@pytest.mark.parametrize("content, message", [
+    ({"texts": {"break_": "Block {m} of {total}"}}, r"texts.break_ uses \{m\}"),
+    ({"texts": {"prompt": "Press 1-{k} {keys}"}}, r"texts.prompt uses \{keys\}"),
+    ({"texts": {"wrong": "Wrong {answer"}}, "texts.wrong is not a valid template"),
+    ({"texts": {"correct": "Correct {0}"}}, r"texts.correct uses \{0\}"),
+    ({"timing": {"fixation_s": "0.5"}}, "timing.fixation_s expects a value like 0.5"),
+    ({"timing": {"interpolate": 1}}, "timing.interpolate expects"),
+    ({"monitor": {"resolution": [1920.5, 1080]}}, "monitor.resolution expects"),
+    ({"monitor": {"screen_check": "ignore"}}, "screen_check must be"),
+    ({"procedure": {"practice_criterion": 80}}, "practice_criterion is a fraction"),
+    ({"procedure": {"participant_fields": ["age", "session"]}}, "participant_fields"),
+    ({"procedure": {"practice_max_rounds": "3"}}, "practice_max_rounds expects"),
+    ({"labels": {"kick": ""}}, "labels must map"),
+])
+def test_mistakes_are_refused_in_one_line(tmp_path, content, message):
+    path = tmp_path / "lab.json"
+    path.write_text(json.dumps(content))
+    with pytest.raises(BadInput, match=message) as exc:
+        load_lab_config(path)
+    assert "\n" not in str(exc.value)
+
+
+def test_good_config_renders_and_translates(tmp_path):
+    path = tmp_path / "lab.json"
+    path.write_text(json.dumps({"texts": {"break_": "Block {n} von {total}"},
+                                "timing": {"fixation_s": 1}, "labels": {"kick": "treten"}}))
+    lab = load_lab_config(path)
+    assert lab.timing.fixation_s == 1.0 and isinstance(lab.timing.fixation_s, float)
+    assert lab.label("kick") == "treten" and lab.label("jumping_jack") == "jumping jack"
+
+
+def test_keys_and_labels_are_checked_against_backend_and_manifest():
+    lab = LabConfig()
+    names = {"space", "return", "escape", "1", "2"}
+    check_keys(lab, names, "lab.json")
+    lab.texts.continue_key = "spacebar"
+    with pytest.raises(BadInput, match="'spacebar' is not a key name.*space"):
+        check_keys(lab, names, "lab.json")
+    lab.labels = {"kick": "treten", "jumpin_jack": "Hampelmann"}
+    with pytest.raises(BadInput, match="labels for 'jumpin_jack'"):
+        check_labels(lab, {"kick", "jumping_jack"}, "lab.json")
+
+
+def test_prepare_refuses_session_zero_and_unknown_labels(tmp_path):
+    manifest = write_toy_manifest(tmp_path / "toy", items_per_split={"val": 1, "test": 2})
+    plan = make_plan(manifest, tmp_path / "plan", PlanConfig(n_participants=1, practice_items=1))
+    with pytest.raises(BadInput, match="--session must be 1 or more"):
+        prepare(RunConfig(plan=plan, participant="P01", session=0))
+    lab = tmp_path / "lab.json"
+    lab.write_text(json.dumps({"labels": {"kik": "treten"}}))
+    with pytest.raises(BadInput, match="labels for 'kik'"):
+        prepare(RunConfig(plan=plan, participant="P01", lab_config=lab))
+    cfg = RunConfig(plan=plan, participant="P01")
+    assert cfg.data_dir() == plan.resolve() / "data"  # one data folder per plan
+    assert not (plan / "data").exists()
+
+
+def test_participant_info_from_flags_and_terminal():
+    lab = LabConfig()
+    lab.procedure.participant_fields = ["age", "handedness"]
+    cfg = RunConfig(plan=".", participant="P01", session=2, info={"age": "31"})
+    info = participant_info(cfg, lab, ask=lambda prompt: "right")
+    assert info == {"participant": "P01", "session": "2", "age": "31", "handedness": "right"}
+    with pytest.raises(BadInput, match="not a participant field"):
+        participant_info(RunConfig(plan=".", participant="P01", info={"eyes": "2"}), lab,
+                         ask=lambda p: "x")
+
+
+@pytest.mark.parametrize("window", [(800, 600), (1920, 1080)])
+def test_layout_never_overlaps(window):
+    """Widths like long action names at 24 px per character's half: k = 2..12 labels."""
+    for k in range(2, 13):
+        sizes = [(40.0 + 13 * (8 + (i * 7) % 15), 60.0) for i in range(k)]
+        boxes = layout_labels(sizes, window, margin=20, gap=30, top=100)
+        for i, a in enumerate(boxes):
+            assert (a.w, a.h) == sizes[i] and abs(a.x) + a.w / 2 <= window[0] / 2
+            assert all(not a.intersects(b) for b in boxes[i + 1:])
+
+
+def test_layout_rows():
+    assert rows_needed([100, 100, 100], room=400, gap=20) == 1
+    assert rows_needed([100, 100, 100], room=300, gap=20) == 2
+    assert rows_needed([500, 100], room=300, gap=20) == 2  # a column, still too wide
+    assert Box(0, 0, 10, 10).intersects(Box(9, 0, 10, 10))
+    assert not Box(0, 0, 10, 10).intersects(Box(10, 0, 10, 10))
