@@ -26,12 +26,15 @@ def read_state_dict(path: str | Path) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        if "weights_only" in str(exc) or "Weights only" in str(exc):
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+        is_torch_file = head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"
+        if is_torch_file and "Unsupported global" in str(exc):
             raise ModelError(f"{path}: holds Python objects besides tensors; bodyscene reads "
                              f"weights without running pickled code, so save "
                              f"model.state_dict() with torch.save") from None
-        raise ModelError(f"{path}: not a torch weights file (expected a state dict written "
-                         f"by torch.save)") from None
+        raise ModelError(f"{path}: not a readable torch weights file (expected a state dict "
+                         f"written by torch.save)") from None
     for key in ("state_dict", "model", "module"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
