@@ -71,10 +71,12 @@ class VideoClassifier(nn.Module):
             raise ModelError(f"{arch} sampling {sampling!r}: expected one of "
                              f"{', '.join(SAMPLINGS)}")
         size = int(size or crop)
-        kwargs = {"spatial_size": (size, size), "temporal_size": frames} \
-            if arch == "mvit_v2_s" else {}
+        if arch == "mvit_v2_s" and (size, frames) != (224, 16):
+            # Its position embeddings are built for one input shape.
+            raise ModelError(f"mvit_v2_s takes 16 frames of 224x224, got frames={frames}, "
+                             f"size={size}")
         self.arch = arch
-        self.net = getattr(video, arch)(weights=None, num_classes=num_classes, **kwargs)
+        self.net = getattr(video, arch)(weights=None, num_classes=num_classes)
         if weights:
             load_state(self.net, weights, what=arch)
         self.clip_frames, self.clip_sampling, self.clip_fps = frames, sampling, fps
