@@ -54,6 +54,8 @@ def _register_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fusion", choices=("sum", "learned-weighted", "concat-mlp"), default=None)
     p.add_argument("--option", action="append", default=[], metavar="KEY=JSON",
                    help="extra model option, e.g. --option hidden=128 (repeatable)")
+    p.add_argument("--freeze-backbone", action="store_true",
+                   help="linear probe: train only the classifier head(s) on loaded --weights")
     p.add_argument("--samples-per-epoch", type=int, default=None)
     p.add_argument("--no-augment", action="store_true")
     p.add_argument("--workers", type=int, default=d.workers)
@@ -88,6 +90,7 @@ def _train(args: argparse.Namespace) -> int:
         batch_size=args.batch_size, image_size=args.image_size, seed=args.seed,
         weights=args.weights, view_dropout=args.view_dropout, loss_terms=args.loss_terms,
         fusion=args.fusion, model_options=_options(args.option),
+        freeze_backbone=args.freeze_backbone,
         samples_per_epoch=args.samples_per_epoch, augment=not args.no_augment,
         workers=args.workers, cache=args.cache, amp=not args.no_amp,
         channels_last=not args.no_channels_last, resume=args.resume, device=args.device,
@@ -99,32 +102,92 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _register_evaluate(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("evaluate", help="score a checkpoint on the trials people answered")
-    p.add_argument("--checkpoint", required=True, help="best.pt or last.pt of a run")
+    p = sub.add_parser("evaluate", help="score a model on the trials people answered",
+                       description="Score a run of `bodyscene train` (--checkpoint) or any "
+                                   "model with no training run (--model with local --weights; "
+                                   "nothing is downloaded). See docs/evaluate_your_model.md.")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--checkpoint", help="best.pt or last.pt of a run")
+    which.add_argument("--model", help="built-in name (see `bodyscene models`), "
+                                       "package.module:factory or an entry-point name")
+    p.add_argument("--weights", help="with --model: local state dict or torchvision/timm-style "
+                                     "checkpoint")
+    p.add_argument("--option", action="append", default=[], metavar="KEY=JSON",
+                   help="with --model: factory option, e.g. --option frames=8 (repeatable)")
+    p.add_argument("--num-classes", type=int, default=None,
+                   help="with --model: the model's class count (default: the actions, or with "
+                        "--label-map the factory's own default)")
+    p.add_argument("--label-map", help="CSV model_class,action for a model whose classes are "
+                                       "not the manifest's actions")
+    p.add_argument("--label-combine", choices=("sum", "mean"), default="sum",
+                   help="probabilities of the classes mapped to one action are summed or "
+                        "averaged (then renormalised)")
+    p.add_argument("--image-size", type=int, default=None,
+                   help="with --model: input size (default: the model's declared size, 224)")
+    p.add_argument("--clips", type=int, default=None,
+                   help="clip models: temporal crops per trial, averaged")
     p.add_argument("--trials", required=True, help="trials.csv")
     p.add_argument("--out", required=True, help="predictions/NAME.csv (NAME is the agent)")
     p.add_argument("--readout", default=None,
                    help="two-stream readout for --out: sum | softmax-sum | stream (every "
                         "other one goes to readouts/)")
     p.add_argument("--aggregation", choices=("mean", "log-mean"), default="mean",
-                   help="how a clip's frame probabilities are combined")
+                   help="how a clip's frame (or crop) probabilities are combined")
     p.add_argument("--split", default="test", choices=("train", "val", "test", "all"))
     p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--cache", default="stream",
+                   help="stream (decode each batch) | memory | mmap | folder for the mmap file")
     p.add_argument("--device", default="auto")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_evaluate)
+
+    q = sub.add_parser("predictions", help="check a predictions file written by any pipeline")
+    s = q.add_subparsers(dest="action", metavar="ACTION", required=True)
+    v = s.add_parser("validate", help="strict check against the trial manifest: coverage, "
+                                      "probabilities, responses, choices, agent names")
+    v.add_argument("file", help="predictions/NAME.csv")
+    v.add_argument("--trials", required=True, help="trials.csv")
+    v.add_argument("--split", default="test", choices=("train", "val", "test", "all"),
+                   help="the trials the file must cover")
+    v.add_argument("--allow-missing", action="store_true",
+                   help="accept a file that leaves some of the split's trials out")
+    v.add_argument("--responses", help="folder of human responses: a model may not take a "
+                                       "participant's name")
+    v.set_defaults(func=_validate_predictions)
 
 
 def _evaluate(args: argparse.Namespace) -> int:
     from .harness.evaluate import EvalConfig, evaluate
 
+    if args.checkpoint and (args.weights or args.option or args.num_classes
+                            or args.label_map or args.image_size):
+        raise BadInput("--weights, --option, --num-classes, --label-map and --image-size go "
+                       "with --model; a checkpoint carries its own")
     paths = evaluate(EvalConfig(
-        checkpoint=args.checkpoint, trials=args.trials, out=args.out, readout=args.readout,
-        aggregation=args.aggregation, split=args.split, batch_size=args.batch_size,
-        device=args.device, progress=not args.quiet))
+        checkpoint=args.checkpoint, model=args.model, weights=args.weights,
+        model_options=_options(args.option), num_classes=args.num_classes,
+        label_map=args.label_map, label_combine=args.label_combine,
+        image_size=args.image_size, clips=args.clips, trials=args.trials, out=args.out,
+        readout=args.readout, aggregation=args.aggregation, split=args.split,
+        batch_size=args.batch_size, cache=args.cache, device=args.device,
+        progress=not args.quiet))
     for path in paths:
         print(f"wrote {path}")
     return 0
+
+
+def _validate_predictions(args: argparse.Namespace) -> int:
+    import sys
+
+    from .harness.predictions import validate_predictions
+
+    problems = validate_predictions(args.file, args.trials, args.split, args.allow_missing,
+                                    args.responses)
+    for line in problems:
+        print(f"bodyscene: error: {line}", file=sys.stderr)
+    if not problems:
+        print(f"{args.file}: valid predictions for {args.trials}")
+    return 2 if problems else 0
 
 
 # ----------------------------------------------------------------------------- analysis

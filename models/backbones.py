@@ -10,6 +10,9 @@ from torch import nn
 
 from bodyscene.errors import ModelError
 
+from .weights import HEAD_NAMES as _HEAD_NAMES
+from .weights import read_state_dict
+
 # Tiny architectures for tests and quick CPU demos (timm's `test_*` idea): the real code path,
 # in milliseconds. No BatchNorm, so a two-process DDP run equals one process on the same batch.
 _TINY = {"tiny": (8, 16), "small": (16, 32)}
@@ -79,27 +82,13 @@ def create_backbone(arch: str, num_classes: int, weights: str | Path | None = No
     return backbone
 
 
-_HEAD_NAMES = ("fc.", "classifier.", "head.", "heads.")
-
-
 def load_weights(backbone: Backbone, path: str | Path) -> list[str]:
     """Load a torchvision or plain state-dict checkpoint into `backbone`. The classifier head is
     loaded only where its shape fits this task (else it stays freshly initialised); any other
     missing, unexpected or mis-shaped tensor is an error. Returns the keys left out."""
-    path = Path(path)
-    if not path.is_file():
-        raise ModelError(f"{path}: weights file not found")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ModelError(f"{path}: not a readable torch weights file ({exc})") from None
-    for key in ("state_dict", "model"):
-        if isinstance(state, dict) and isinstance(state.get(key), dict):
-            state = state[key]
-    if not isinstance(state, dict):
-        raise ModelError(f"{path}: expected a state dict of tensors")
-    # DDP ("module.") and our own wrappers ("backbone.") prefix the backbone's keys.
-    state = {k.removeprefix("module.").removeprefix("backbone."): v for k, v in state.items()}
+    state = read_state_dict(path)
+    # Our own wrappers ("backbone.") prefix the backbone's keys (DDP's "module." is gone).
+    state = {k.removeprefix("backbone."): v for k, v in state.items()}
     own_features = backbone.features.state_dict()
     head = backbone.head
     features, head_state, skipped = {}, {}, []

@@ -57,6 +57,17 @@ class DomainNet(nn.Module):
             self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(inplace=True),
                                      nn.Linear(hidden, num_classes))
 
+    def head_parameters(self) -> list[nn.Parameter]:
+        """What a linear probe trains: each stream's classifier and the fusion's own weights."""
+        params = [*self.body.head.parameters(), *self.background.head.parameters()]
+        for name in ("stream_weights", "mlp"):
+            part = getattr(self, name, None)
+            if isinstance(part, nn.Parameter):
+                params.append(part)
+            elif part is not None:
+                params += list(part.parameters())
+        return params
+
     def forward(self, body: torch.Tensor, background: torch.Tensor) -> StreamLogits:
         fb = self.body.forward_features(body)
         fg = self.background.forward_features(background)

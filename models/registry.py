@@ -85,10 +85,35 @@ def resolve_factory(name: str) -> Callable[..., Any]:
                      f"group {ENTRY_POINT_GROUP!r}")
 
 
-def create_model(name: str, num_classes: int, **options) -> Any:
-    """Build model `name` for `num_classes` actions. Options go to its factory unchanged.
-    The model gets a `views` attribute (default ("original",)) if its factory set none."""
+def takes(factory: Callable[..., Any], name: str) -> bool:
+    """Whether `factory` names a parameter `name` explicitly (not through **kwargs)."""
+    try:
+        return name in inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def default_num_classes(name: str) -> int | None:
+    """The class count a factory defaults to (1000 for an ImageNet classifier, 400 for a
+    Kinetics one), or None when it has no default."""
+    try:
+        param = inspect.signature(resolve_factory(name)).parameters.get("num_classes")
+    except (TypeError, ValueError):
+        return None
+    if param is None or param.default is inspect.Parameter.empty:
+        return None
+    return int(param.default)
+
+
+def create_model(name: str, num_classes: int, actions: list[str] | None = None,
+                 **options) -> Any:
+    """Build model `name` for `num_classes` classes. Options go to its factory unchanged; a
+    factory with an `actions` parameter also gets the action names in class-index order (so a
+    zero-shot model can build its text prompts). The model gets a `views` attribute (default
+    ("original",)) if its factory set none. A factory that raises is one line naming it."""
     factory = resolve_factory(name)
+    if actions is not None and takes(factory, "actions"):
+        options = {**options, "actions": list(actions)}
     try:
         inspect.signature(factory).bind(num_classes=num_classes, **options)
     except TypeError as exc:
@@ -97,7 +122,14 @@ def create_model(name: str, num_classes: int, **options) -> Any:
         pass  # no introspectable signature (a C callable): let the call speak for itself
     from torch import nn
 
-    model = factory(num_classes=num_classes, **options)
+    try:
+        model = factory(num_classes=num_classes, **options)
+    except ModelError:
+        raise
+    except Exception as exc:  # a user's factory: name it and what it said, no traceback
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise ModelError(f"model {name!r}: its factory raised {type(exc).__name__}"
+                         f"{': ' + text if text else ''}") from None
     if not isinstance(model, nn.Module):
         raise ModelError(f"model {name!r}: factory returned {type(model).__name__}, "
                          f"expected a torch nn.Module")

@@ -25,3 +25,40 @@ def domainnet(num_classes: int, backbone: str = "resnet18", weights: str | Path 
     from .domainnet import DomainNet
 
     return DomainNet(num_classes, backbone, weights, fusion, loss_terms, readout, hidden)
+
+
+@register_model("torchvision")
+def torchvision_image(num_classes: int = 1000, arch: str = "resnet18",
+                      weights: str | Path | None = None, size: int = 224):
+    """Any torchvision image classifier (`--option arch=resnet50`), weights from a local file;
+    1000 classes (ImageNet, class names declared) unless told otherwise."""
+    from .adapters import image_classifier
+
+    return image_classifier(num_classes, arch, weights, size)
+
+
+def _video(arch: str):
+    def factory(num_classes: int = 400, weights: str | Path | None = None, frames: int = 16,
+                sampling: str = "uniform", fps: float | None = None, clips: int = 1,
+                size: int | None = None):
+        from .adapters import VideoClassifier
+
+        return VideoClassifier(arch, num_classes, weights, frames, sampling, fps, clips, size)
+
+    factory.__name__ = arch
+    factory.__doc__ = (f"torchvision's {arch} video classifier on whole clips (N, C, T, H, W); "
+                       f"400 Kinetics classes unless told otherwise; weights from a local file.")
+    return factory
+
+
+for _arch in ("r3d_18", "r2plus1d_18", "mc3_18", "s3d", "mvit_v2_s"):
+    register_model(_arch)(_video(_arch))
+
+
+@register_model("test_clip3d")
+def test_clip3d(num_classes: int, frames: int = 4, width: int = 8,
+                weights: str | Path | None = None):
+    """A tiny 3D CNN on (N, T, C, H, W) clips, for fast tests of the clip path."""
+    from .adapters import TinyClip3D
+
+    return TinyClip3D(num_classes, frames, width, weights)

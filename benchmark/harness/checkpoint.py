@@ -42,10 +42,11 @@ def model_options(cfg) -> dict[str, Any]:
     return options
 
 
-def build_model(name: str, num_classes: int, options: dict[str, Any]):
+def build_model(name: str, num_classes: int, options: dict[str, Any],
+                actions: list[str] | None = None):
     from bodyscene.models.registry import create_model
 
-    return create_model(name, num_classes, **options)
+    return create_model(name, num_classes, actions=actions, **options)
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -56,8 +57,9 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         raise BadInput(f"{path}: checkpoint not found")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise BadInput(f"{path}: not a readable checkpoint ({exc})".replace("\n", " ")) from None
+    except Exception:
+        raise BadInput(f"{path}: not a readable checkpoint (expected best.pt or last.pt "
+                       f"written by `bodyscene train`)") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise BadInput(f"{path}: not a bodyscene checkpoint (expected format "
                        f"{CHECKPOINT_FORMAT!r}; plain weights go to --weights)")
@@ -69,7 +71,7 @@ def load_model(path: str | Path):
     ckpt = load_checkpoint(path)
     # The trained state replaces any initial weights, which need not exist any more.
     options = {k: v for k, v in ckpt["model_options"].items() if k != "weights"}
-    model = build_model(ckpt["model"], len(ckpt["actions"]), options)
+    model = build_model(ckpt["model"], len(ckpt["actions"]), options, list(ckpt["actions"]))
     model.load_state_dict(ckpt["state_dict"])
     return model.eval(), ckpt
 

@@ -80,14 +80,30 @@ def view_sources(manifest: pd.DataFrame, trials: pd.DataFrame, views: Sequence[s
 
 # ----------------------------------------------------------------------------------- caching
 
-def load_frame(path: Path, size: int) -> np.ndarray:
-    """One PNG as RGB uint8 (size, size, 3): padded with black to a square, then resized."""
+RESIZES = ("pad", "crop", "stretch")
+
+
+def load_frame(path: Path, size: int, resize: str = "pad") -> np.ndarray:
+    """One PNG as RGB uint8 (size, size, 3). `pad` (the default): padded with black to a square,
+    then resized, so nothing is cut off; `crop`: the short side resized to `size`, then the
+    centre cut out (torchvision's eval transform); `stretch`: resized, aspect ignored."""
     import cv2
 
     img = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if img is None:
         raise BadInput(f"{path}: not a readable image")
     h, w = img.shape[:2]
+    if resize == "stretch" or (resize == "crop" and h == w):
+        interp = cv2.INTER_AREA if max(h, w) > size else cv2.INTER_LINEAR
+        img = cv2.resize(img, (size, size), interpolation=interp)
+        return np.ascontiguousarray(img[..., ::-1])
+    if resize == "crop":
+        scale = size / min(h, w)
+        nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
+        interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+        img = cv2.resize(img, (nw, nh), interpolation=interp)
+        top, left = (nh - size) // 2, (nw - size) // 2
+        return np.ascontiguousarray(img[top:top + size, left:left + size, ::-1])
     side = max(h, w)
     if h != w:
         top, left = (side - h) // 2, (side - w) // 2
@@ -105,7 +121,7 @@ class FrameCache:
     than RAM), any other string is a folder for that file."""
 
     def __init__(self, files: Sequence[Path], size: int, where: str = "memory",
-                 threads: int = 2, progress: bool = True):
+                 threads: int = 2, progress: bool = True, resize: str = "pad"):
         from tqdm import tqdm
 
         self.size = size
@@ -123,11 +139,15 @@ class FrameCache:
             self._tmp = Path(name)
             self.array = np.memmap(self._tmp, np.uint8, "w+", shape=shape)
         with ThreadPoolExecutor(max(1, threads)) as pool:  # cv2 releases the GIL
-            frames = pool.map(lambda f: load_frame(f, size), files)
+            frames = pool.map(lambda f: load_frame(f, size, resize), files)
             for i, frame in enumerate(tqdm(frames, total=len(files), desc="decode frames",
                                            unit="img", disable=not progress, leave=False)):
                 self.array[i] = frame
         self.blank = len(files)
+
+    def take(self, rows: np.ndarray) -> np.ndarray:
+        """Pixels of cache rows (any shape of indices) -> (*rows.shape, size, size, 3)."""
+        return self.array[rows]
 
     def close(self) -> None:
         if self._tmp is not None:
@@ -140,6 +160,34 @@ class FrameCache:
             self.close()
         except Exception:
             pass
+
+
+class StreamedFrames:
+    """FrameCache's interface without the cache: each batch's frames are decoded when it is
+    gathered, so evaluating any number of frames holds one batch in memory (`cache="stream"`,
+    evaluation's default: it sees most frames once)."""
+
+    def __init__(self, files: Sequence[Path], size: int, threads: int = 2,
+                 resize: str = "pad"):
+        self.files, self.size, self.resize = list(files), size, resize
+        self.row = {f: i for i, f in enumerate(self.files)}
+        self.blank = len(self.files)
+        self._pool = ThreadPoolExecutor(max(1, threads))  # cv2 releases the GIL
+
+    def take(self, rows: np.ndarray) -> np.ndarray:
+        rows = np.asarray(rows)
+        out = np.zeros((*rows.shape, self.size, self.size, 3), np.uint8)
+        wanted = np.unique(rows[rows != self.blank])
+        decoded = dict(zip(wanted.tolist(), self._pool.map(
+            lambda r: load_frame(self.files[r], self.size, self.resize), wanted.tolist())))
+        flat, pixels = rows.reshape(-1), out.reshape(-1, self.size, self.size, 3)
+        for i, r in enumerate(flat.tolist()):
+            if r != self.blank:
+                pixels[i] = decoded[r]
+        return out
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False)
 
 
 # ----------------------------------------------------------------------------------- dataset
@@ -155,7 +203,7 @@ class TrialFrames:
                  actions: Sequence[str], split: str | None = None,
                  conditions: Sequence[str] | None = None, cache: str = "memory",
                  threads: int = 2, manifest_path: str | Path = "trials.csv",
-                 progress: bool = True):
+                 progress: bool = True, resize: str = "pad"):
         trials = manifest
         if split is not None:
             trials = trials[trials["split"] == split]
@@ -176,7 +224,8 @@ class TrialFrames:
                 if src is not None and src not in frame_lists:
                     frame_lists[src] = stimulus_frames(src)
         files = sorted({f for fl in frame_lists.values() for f in fl})
-        self.cache = FrameCache(files, image_size, cache, threads, progress)
+        self.cache = (StreamedFrames(files, image_size, threads, resize) if cache == "stream"
+                      else FrameCache(files, image_size, cache, threads, progress, resize))
         trial, frame, label, index = [], [], [], []
         for i, (t, row) in enumerate(zip(self.trials.itertuples(index=False), sources)):
             lengths = {len(frame_lists[s]) for s in row if s is not None}
@@ -207,7 +256,7 @@ class TrialFrames:
         rows = self.index[indices]
         if drop is not None:
             rows = np.where(drop, self.cache.blank, rows)
-        pixels = self.cache.array[rows]
+        pixels = self.cache.take(rows)
         return (torch.from_numpy(np.ascontiguousarray(pixels)),
                 torch.from_numpy(self.label[indices]),
                 torch.from_numpy(rows != self.cache.blank))
@@ -287,9 +336,26 @@ class Augment:
 
 def to_input(pixels: torch.Tensor, device: torch.device | str = "cpu",
              params: dict[str, torch.Tensor] | None = None,
-             channels_last: bool = False) -> list[torch.Tensor]:
+             channels_last: bool = False, mean: Sequence[float] = MEAN,
+             std: Sequence[float] = STD, bgr: bool = False,
+             layout: str = "NTCHW") -> list[torch.Tensor]:
     """uint8 (B, V, H, W, 3) -> one normalised float tensor (B, 3, H, W) per view, on `device`,
-    augmented with `params` (from `Augment.draw`) when given."""
+    augmented with `params` (from `Augment.draw`) when given. Clips, uint8 (B, T, V, H, W, 3),
+    become (B, T, 3, H, W) per view, or (B, 3, T, H, W) with `layout="NCTHW"`; the frames of one
+    clip share one augmentation. `mean`/`std` (0..1 scale) and `bgr` are the model's own."""
+    if pixels.dim() == 6:
+        n, t = pixels.shape[:2]
+        if params is not None:
+            params = {k: v.repeat_interleave(t, dim=0) for k, v in params.items()}
+        flat = to_input(pixels.reshape(n * t, *pixels.shape[2:]), device, params, False,
+                        mean, std, bgr)
+        clips = [x.view(n, t, *x.shape[1:]) for x in flat]
+        if layout == "NCTHW":
+            clips = [x.permute(0, 2, 1, 3, 4) for x in clips]
+        return [x.contiguous() for x in clips]
+    if bgr:
+        pixels = pixels.flip(-1)
+    norm_mean, norm_std = mean, std
     b, v, h, w, c = pixels.shape
     # Work on 0..255 floats in (B, V*C, H, W): one grid per frame then moves all its views at
     # once, so paired views stay aligned; normalisation is folded into one in-place pass.
@@ -312,8 +378,8 @@ def to_input(pixels: torch.Tensor, device: torch.device | str = "cpu",
         if len(which):
             x[which] = _blur(x[which])
         x = x.clamp_(0, 255)
-    mean = torch.tensor(MEAN, device=x.device).repeat(v).mul_(255).view(1, v * c, 1, 1)
-    scale = torch.tensor(STD, device=x.device).repeat(v).mul_(255).reciprocal_()
+    mean = torch.tensor(norm_mean, device=x.device).repeat(v).mul_(255).view(1, v * c, 1, 1)
+    scale = torch.tensor(norm_std, device=x.device).repeat(v).mul_(255).reciprocal_()
     x = x.sub_(mean).mul_(scale.view(1, v * c, 1, 1)).view(b, v, c, h, w)
     memory = torch.channels_last if channels_last else torch.contiguous_format
     if v == 1:

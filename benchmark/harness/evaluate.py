@@ -1,36 +1,50 @@
-"""Evaluation: a trained model answers the test trials people answered, in the predictions format.
+"""Evaluation: a model answers the test trials people answered, in the predictions format.
 
-Every trial of the split, in every condition, is shown as the views the model consumes
-(bodyscene.benchmark.harness.data's protocol). `response` is the most probable action among the trial's offered
-`choices` (the question people answered), `response_open` the most probable of all actions. A clip
-is scored frame by frame and its frames' probabilities aggregated. A two-stream model is read out
-every way it offers: the default (or chosen) readout goes to `out`, each other one to
-`out.parent / "readouts" / "<stem>.<readout>.csv"`."""
+The model is a checkpoint written by `train` (`--checkpoint`), or any model with no training
+run (`--model NAME --weights FILE --option k=v`: a built-in adapter, `module:factory` or an
+entry point), or a plain Python function (`evaluate_callable`). Every trial of the split, in
+every condition, is shown as the views the model consumes (bodyscene.benchmark.harness.data's
+protocol), transformed as the model declares (bodyscene.benchmark.harness.inputs). A frame
+model scores a clip frame by frame and its frames' probabilities are aggregated; a clip model
+gets whole clips, its temporal crops aggregated the same way. A model whose classes are not the
+manifest's actions is read through a label map. `response` is the most probable action among the
+trial's offered `choices` (the question people answered), `response_open` the most probable of
+all actions. A two-stream model is read out every way it offers: the default (or chosen) readout
+goes to `out`, each other one to `out.parent / "readouts" / "<stem>.<readout>.csv"`."""
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from bodyscene.errors import BadInput
+from bodyscene.errors import BadInput, ModelError
 
 AGGREGATIONS = ("mean", "log-mean")
 
 
 @dataclass
 class EvalConfig:
-    checkpoint: str
-    trials: str
-    out: str                       # predictions/NAME.csv; NAME becomes the agent
+    checkpoint: str | None = None  # a run's best.pt / last.pt ...
+    trials: str = ""
+    out: str = ""                  # predictions/NAME.csv; NAME becomes the agent
+    model: str | None = None       # ... or a model with no training run: registry name,
+    weights: str | None = None     #     module:factory or entry point, and its local weights
+    model_options: dict[str, Any] = field(default_factory=dict)
+    num_classes: int | None = None  # the model's classes (default: actions, or with a label
+    label_map: str | None = None    # map the factory's own default, e.g. 400 for Kinetics)
+    label_combine: str = "sum"     # sum | mean: how mapped classes' probabilities combine
+    image_size: int | None = None  # default: the checkpoint's, else the model's declared, 224
+    clips: int | None = None       # clip models: temporal crops averaged (default: declared)
     readout: str | None = None     # default: the model's own default readout
-    aggregation: str = "mean"      # clip frames: mean of probabilities | log-mean (geometric)
+    aggregation: str = "mean"      # frames or crops of a clip: mean | log-mean (geometric)
     split: str = "test"            # train | val | test | all
     batch_size: int = 64
     device: str = "auto"
-    cache: str = "memory"
+    cache: str = "stream"          # stream (decode per batch) | memory | mmap | a folder
     progress: bool = True
 
 
@@ -55,15 +69,104 @@ def aggregate(probs: np.ndarray, trial: np.ndarray, n_trials: int, how: str) -> 
     return mean
 
 
+def _check_config(cfg: EvalConfig) -> Path:
+    out = Path(cfg.out)
+    if not cfg.trials or not cfg.out:
+        raise BadInput("evaluation needs trials (trials.csv) and out (predictions/NAME.csv)")
+    if out.suffix != ".csv":
+        raise BadInput(f"{out}: a predictions file is a .csv")
+    if (cfg.checkpoint is None) == (cfg.model is None):
+        raise BadInput("give either --checkpoint (a run of `bodyscene train`) or --model "
+                       "(a model with no training run), not both or neither")
+    if cfg.checkpoint and (cfg.weights or cfg.model_options or cfg.label_map
+                           or cfg.num_classes):
+        raise BadInput("--weights, --option, --num-classes and --label-map go with --model; "
+                       "a checkpoint carries its own weights, options and actions")
+    if cfg.split not in ("train", "val", "test", "all"):
+        raise BadInput(f"split {cfg.split!r}: expected train, val, test or all")
+    if cfg.aggregation not in AGGREGATIONS:
+        raise BadInput(f"aggregation {cfg.aggregation!r}: expected one of "
+                       f"{', '.join(AGGREGATIONS)}")
+    if cfg.batch_size < 1 or (cfg.clips is not None and cfg.clips < 1):
+        raise BadInput(f"batch size and clips must be at least 1, got {cfg.batch_size} and "
+                       f"{cfg.clips}")
+    return out
+
+
+def load_untrained(cfg: EvalConfig, actions: Sequence[str]):
+    """(model, num_classes, facts for the run record) for `--model`: weights go to a factory
+    that takes them, else they are loaded into the built model as a state dict."""
+    from bodyscene.models.registry import create_model, default_num_classes, resolve_factory, \
+        takes
+    from bodyscene.models.weights import load_state
+    from bodyscene.tables import file_sha256
+
+    num_classes = cfg.num_classes
+    if num_classes is None:
+        num_classes = default_num_classes(cfg.model) if cfg.label_map else len(actions)
+    if num_classes is None:
+        raise BadInput(f"model {cfg.model!r}: give --num-classes (the number of classes the "
+                       f"label map's indices refer to); its factory has no default")
+    options = dict(cfg.model_options)
+    factory = resolve_factory(cfg.model)
+    own_loader = bool(cfg.weights) and takes(factory, "weights")
+    if own_loader:
+        options["weights"] = cfg.weights
+    model = create_model(cfg.model, num_classes, actions=list(actions), **options)
+    if cfg.weights and not own_loader:
+        load_state(model, cfg.weights, what=f"model {cfg.model!r}")
+    facts = {"source": "model", "model": cfg.model, "model_options": cfg.model_options,
+             "num_classes": num_classes, "weights": cfg.weights,
+             "weights_sha256": file_sha256(cfg.weights) if cfg.weights else None,
+             "actions_given_to_factory": takes(factory, "actions")}
+    return model.eval(), num_classes, facts
+
+
 def evaluate(cfg: EvalConfig) -> list[Path]:
     """Write the predictions file(s); returns their paths, the chosen readout's first."""
-    from bodyscene.stimuli.manifest import actions_of, manifest_sha256, read_manifest
-
-    from bodyscene.provenance import write_run_record
-    from bodyscene.tables import write_csv_atomic
+    from bodyscene.stimuli.manifest import actions_of, read_manifest
 
     from .checkpoint import load_model
+
+    _check_config(cfg)
+    manifest = read_manifest(cfg.trials)
+    actions = actions_of(manifest)
+    if cfg.checkpoint:
+        model, ckpt = load_model(cfg.checkpoint)
+        if list(ckpt["actions"]) != actions:
+            raise BadInput(f"{cfg.checkpoint}: the model was trained for actions "
+                           f"{', '.join(ckpt['actions'])} but {cfg.trials} has "
+                           f"{', '.join(actions)}; evaluate it on a trial set of the same "
+                           f"actions")
+        name, num_classes, size = ckpt["model"], len(actions), int(ckpt["image_size"])
+        facts = {"source": "checkpoint", "checkpoint": str(cfg.checkpoint), "model": name,
+                 "model_options": ckpt["model_options"], "trained_epochs": ckpt["epoch"]}
+        # Evaluation draws nothing at random; the seed recorded is the training run's.
+        seed = ckpt["config"]["seed"]
+    else:
+        model, num_classes, facts = load_untrained(cfg, actions)
+        name, size, seed = cfg.model, cfg.image_size, None
+    label_map = None
+    if cfg.label_map:
+        from .labelmap import read_label_map
+
+        label_map = read_label_map(cfg.label_map, actions, num_classes,
+                                   getattr(model, "class_names", None), cfg.label_combine)
+        facts.update(label_map.record())
+    return score(model, name, manifest, actions, cfg, facts, seed, num_classes, size,
+                 label_map)
+
+
+def score(model, name: str, manifest, actions: list[str], cfg: EvalConfig, facts: dict,
+          seed: int | None, num_classes: int | None, size: int | None = None,
+          label_map=None) -> list[Path]:
+    """Run `model` on the split's trials and write its predictions and run record."""
+    from bodyscene.provenance import write_run_record
+    from bodyscene.stimuli.manifest import manifest_sha256
+    from bodyscene.tables import write_csv_atomic
+
     from .data import TrialFrames
+    from .inputs import input_spec, model_frames
     from .predict import default_readout, predict, stream_readouts
     from .predictions import COLUMNS, prob_column
     from .runtime import select_device
@@ -71,65 +174,120 @@ def evaluate(cfg: EvalConfig) -> list[Path]:
     out = Path(cfg.out)
     if out.suffix != ".csv":
         raise BadInput(f"{out}: a predictions file is a .csv")
-    if cfg.split not in ("train", "val", "test", "all"):
-        raise BadInput(f"split {cfg.split!r}: expected train, val, test or all")
-    if cfg.aggregation not in AGGREGATIONS:
-        raise BadInput(f"aggregation {cfg.aggregation!r}: expected one of "
-                       f"{', '.join(AGGREGATIONS)}")
-    model, ckpt = load_model(cfg.checkpoint)
     readouts = list(stream_readouts(model))
     chosen = cfg.readout or default_readout(model)
     if chosen not in readouts:
-        raise BadInput(f"readout {chosen!r}: model {ckpt['model']!r} offers "
-                       f"{', '.join(readouts)}")
+        raise BadInput(f"readout {chosen!r}: model {name!r} offers {', '.join(readouts)}")
     targets = {chosen: out, **{r: readout_path(out, r) for r in readouts if r != chosen}}
     existing = [p for p in targets.values() if p.exists()]
     if existing:
         raise BadInput(f"{existing[0]}: a predictions file already exists (nothing is "
                        f"overwritten); choose another --out")
-
-    manifest = read_manifest(cfg.trials)
-    actions = actions_of(manifest)
-    if list(ckpt["actions"]) != actions:
-        raise BadInput(f"{cfg.checkpoint}: the model was trained for actions "
-                       f"{', '.join(ckpt['actions'])} but {cfg.trials} has "
-                       f"{', '.join(actions)}; evaluate it on a trial set of the same actions")
+    spec = input_spec(model, size or cfg.image_size, cfg.clips, name)
     device = select_device(cfg.device)
     model = model.to(device)
-    frames = TrialFrames(manifest, model.views, int(ckpt["image_size"]), actions,
-                         split=None if cfg.split == "all" else cfg.split,
-                         cache=cfg.cache, manifest_path=cfg.trials, progress=cfg.progress)
+    frames = TrialFrames(manifest, model.views, spec.size, actions,
+                         split=None if cfg.split == "all" else cfg.split, cache=cfg.cache,
+                         manifest_path=cfg.trials, progress=cfg.progress, resize=spec.resize)
     if len(frames.trials) == 0:
         raise BadInput(f"{cfg.trials}: no trials in split {cfg.split!r} to evaluate")
-    probs = predict(model, frames, cfg.batch_size, device, readouts, progress=cfg.progress)
+    fed = model_frames(frames, spec)
+    probs = predict(model, fed, cfg.batch_size, device, readouts, progress=cfg.progress,
+                    spec=spec, label_map=label_map,
+                    num_classes=None if hasattr(model, "read_out") and label_map is None
+                    else num_classes, name=name)
     frames.cache.close()
 
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     mhash = manifest_sha256(cfg.trials)
     columns = list(COLUMNS) + [prob_column(a) for a in actions]
     index = {a: i for i, a in enumerate(actions)}
+    label = facts.get("checkpoint") or facts.get("weights") or ""
     written = []
     for readout, path in targets.items():
-        per_trial = aggregate(probs[readout], frames.trial, len(frames.trials), cfg.aggregation)
-        rows = []
-        for order, (t, p) in enumerate(zip(frames.trials.itertuples(index=False), per_trial)):
-            offered = list(t.choice_list)
-            response = max(offered, key=lambda a: p[index[a]])  # first listed wins a tie
-            rows.append({
-                "agent": path.stem, "agent_kind": "model", "session": 1,
-                "trial_id": t.trial_id, "sha256": t.sha256, "response": response,
-                "correct": response == t.action, "rt_s": "", "order": order, "block": 0,
-                "choice_order": t.choices, "timestamp": stamp, "simulated": False,
-                "phase": "main", "manifest_sha256": mhash,
-                "response_open": actions[int(np.argmax(p))], "readout": readout,
-                "aggregation": cfg.aggregation, "checkpoint": str(cfg.checkpoint),
-                "model": ckpt["model"],
-                **{prob_column(a): float(p[index[a]]) for a in actions}})
-        write_csv_atomic(path, rows, columns)
+        per_trial = aggregate(probs[readout], fed.trial, len(frames.trials), cfg.aggregation)
+
+        def rows(per_trial=per_trial, readout=readout, path=path):
+            for order, (t, p) in enumerate(zip(frames.trials.itertuples(index=False),
+                                               per_trial)):
+                offered = list(t.choice_list)
+                response = max(offered, key=lambda a: p[index[a]])  # first listed wins a tie
+                yield {
+                    "agent": path.stem, "agent_kind": "model", "session": 1,
+                    "trial_id": t.trial_id, "sha256": t.sha256, "response": response,
+                    "correct": response == t.action, "rt_s": "", "order": order, "block": 0,
+                    "choice_order": t.choices, "timestamp": stamp, "simulated": False,
+                    "phase": "main", "manifest_sha256": mhash,
+                    "response_open": actions[int(np.argmax(p))], "readout": readout,
+                    "aggregation": cfg.aggregation, "checkpoint": label, "model": name,
+                    **{prob_column(a): float(p[index[a]]) for a in actions}}
+        write_csv_atomic(path, rows(), columns)
         written.append(path)
-    # Evaluation draws nothing at random; the seed recorded is the one the model was trained with.
-    write_run_record(out.parent, cfg, ckpt["config"]["seed"], name=f"{out.stem}.run.json", manifest_sha256=mhash,
-                     actions=actions, readouts=readouts, default_readout=chosen,
-                     model=ckpt["model"], model_options=ckpt["model_options"],
-                     trained_epochs=ckpt["epoch"], outputs=written)
+    clips = fed.record() if spec.clip else {}
+    write_run_record(out.parent, cfg, seed, name=f"{out.stem}.run.json",
+                     manifest_sha256=mhash, actions=actions, readouts=readouts,
+                     default_readout=chosen, input=spec.record(), **clips, **facts,
+                     outputs=written)
     return written
+
+
+# ---------------------------------------------------------------------- your own function
+
+def _callable_model(fn: Callable, n_actions: int, declared: dict):
+    """`fn(*views) -> probabilities` as the nn.Module interface predict() drives (its forward
+    returns log-probabilities, so the softmax predict applies gives them back)."""
+    import torch
+    from torch import nn
+
+    label = getattr(fn, "__name__", repr(fn))
+
+    class CallableModel(nn.Module):
+        def forward(self, *views):
+            p = fn(*views)
+            if isinstance(p, np.ndarray):
+                p = torch.from_numpy(p)
+            n = len(views[0])
+            if not isinstance(p, torch.Tensor) or tuple(p.shape) != (n, n_actions):
+                got = tuple(p.shape) if hasattr(p, "shape") else type(p).__name__
+                raise ModelError(f"function {label!r} returned {got}; expected probabilities "
+                                 f"of shape (N, actions) = ({n}, {n_actions})")
+            p = p.double()
+            if (p < 0).any() or not torch.allclose(p.sum(1), torch.ones(n, dtype=p.dtype),
+                                                   atol=1e-4):
+                raise ModelError(f"function {label!r} returned rows that are not "
+                                 f"probabilities (non-negative, summing to 1 within 1e-4)")
+            return torch.log(p.clamp_min(1e-30)).float()
+
+    model = CallableModel()
+    for k, v in declared.items():
+        setattr(model, k, v)
+    return model
+
+
+def evaluate_callable(fn: Callable, trials: str | Path, out: str | Path, *,
+                      input: str = "frame", views: Sequence[str] = ("original",),
+                      image_size: int = 224, clip_frames: int | None = None,
+                      clip_sampling: str = "uniform", clip_layout: str = "NTCHW",
+                      input_transform: dict | None = None, split: str = "test",
+                      batch_size: int = 64, aggregation: str = "mean",
+                      progress: bool = False) -> Path:
+    """Write a valid predictions file from your own function, with no model class.
+
+    `fn(*views)` gets one float tensor per view, normalised as `input_transform` says (default
+    ImageNet mean/std, padded to a square): frames (N, 3, H, W), or with `input="clip"` clips
+    (N, T, 3, H, W) ((N, 3, T, H, W) with clip_layout="NCTHW"), and returns probabilities
+    (N, actions) over the manifest's actions in sorted order (a tensor or a numpy array).
+    Returns the predictions file (its stem is the agent name)."""
+    from bodyscene.stimuli.manifest import actions_of, read_manifest
+
+    manifest = read_manifest(trials)
+    actions = actions_of(manifest)
+    declared = {"views": tuple(views), "input": input, "clip_frames": clip_frames,
+                "clip_sampling": clip_sampling, "clip_layout": clip_layout,
+                "input_transform": {"size": image_size, **(input_transform or {})}}
+    model = _callable_model(fn, len(actions), declared)
+    name = f"callable:{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', fn)}"
+    cfg = EvalConfig(trials=str(trials), out=str(out), split=split, batch_size=batch_size,
+                     aggregation=aggregation, device="cpu", progress=progress)
+    facts = {"source": "callable", "model": name}
+    return score(model, name, manifest, actions, cfg, facts, None, len(actions))[0]

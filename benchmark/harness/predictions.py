@@ -45,3 +45,187 @@ def read_predictions(path: str | Path) -> pd.DataFrame:
                 raise BadInput(f"{where(path, i + 2, col)}: {problem}, got {v!r}")
         df[col] = df[col].astype(float)
     return df
+
+
+# ------------------------------------------------------------------- strict validation
+
+SUM_TOLERANCE = 1e-4
+
+
+def validate_predictions(path: str | Path, trials: str | Path, split: str = "test",
+                         allow_missing: bool = False, responses: str | Path | None = None,
+                         limit: int = 20) -> list[str]:
+    """Every way a predictions file can disagree with its trial manifest, one line each (file,
+    row, column, what was expected); empty if the file is valid. At most `limit` lines."""
+    from bodyscene.stimuli.manifest import actions_of, read_manifest, split_choices
+
+    path = Path(path)
+    try:
+        df = read_predictions(path)
+    except BadInput as exc:
+        return [str(exc)]
+    manifest = read_manifest(trials)
+    actions = actions_of(manifest)
+    problems: list[str] = []
+    have = [c for c in df.columns if c.startswith(PROB_PREFIX)]
+    for a in actions:
+        if prob_column(a) not in have:
+            problems.append(f"{where(path, 1, prob_column(a))}: missing; a predictions file "
+                            f"has one probability column per action of {trials}")
+    for c in have:
+        if c[len(PROB_PREFIX):] not in actions:
+            problems.append(f"{where(path, 1, c)}: {c[len(PROB_PREFIX):]!r} is not an action "
+                            f"of {trials} ({', '.join(actions)})")
+    if problems:
+        return problems[:limit]
+    by_id = manifest.set_index("trial_id")
+    probs = df[[prob_column(a) for a in actions]].to_numpy(float)
+    index = {a: i for i, a in enumerate(actions)}
+    seen: set[tuple] = set()
+    for i, row in enumerate(df.itertuples(index=False)):
+        r = i + 2
+        if len(problems) >= limit:
+            break
+        if row.trial_id not in by_id.index:
+            problems.append(f"{where(path, r, 'trial_id')}: {row.trial_id!r} is not a trial of "
+                            f"{trials}")
+            continue
+        key = (row.agent, row.session, row.trial_id, row.readout)
+        if key in seen:
+            problems.append(f"{where(path, r, 'trial_id')}: {row.trial_id!r} answered twice by "
+                            f"{row.agent!r}")
+        seen.add(key)
+        trial = by_id.loc[row.trial_id]
+        if row.sha256 != trial["sha256"]:
+            problems.append(f"{where(path, r, 'sha256')}: not the stimulus hash in {trials} "
+                            f"(the model saw other pixels)")
+        total = probs[i].sum()
+        if abs(total - 1) > SUM_TOLERANCE:
+            problems.append(f"{where(path, r, 'p_*')}: probabilities sum to {total:.6f}, "
+                            f"expected 1 within {SUM_TOLERANCE:g}")
+        offered = split_choices(trial["choices"])
+        if sorted(split_choices(str(row.choice_order))) != sorted(offered):
+            problems.append(f"{where(path, r, 'choice_order')}: {row.choice_order!r} is not the "
+                            f"trial's choices {';'.join(offered)!r}")
+        if row.response not in offered:
+            problems.append(f"{where(path, r, 'response')}: {row.response!r} was not offered "
+                            f"on this trial ({', '.join(offered)})")
+        else:
+            best = max(probs[i][index[a]] for a in offered if a in index)
+            if probs[i][index[row.response]] < best - 1e-9:
+                problems.append(f"{where(path, r, 'response')}: {row.response!r} is not the "
+                                f"most probable of the offered choices by its own p_ columns")
+        if row.response_open not in index:
+            problems.append(f"{where(path, r, 'response_open')}: {row.response_open!r} is not "
+                            f"an action ({', '.join(actions)})")
+        if bool(row.correct) != (row.response == trial["action"]):
+            problems.append(f"{where(path, r, 'correct')}: {row.correct} but the response is "
+                            f"{row.response!r} and the trial's action {trial['action']!r}")
+    wanted = manifest if split == "all" else manifest[manifest["split"] == split]
+    missing = sorted(set(wanted["trial_id"]) - set(df["trial_id"]))
+    if missing and not allow_missing and len(problems) < limit:
+        problems.append(f"{path}: {len(missing)} {split} trial(s) missing: "
+                        f"{', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''} "
+                        f"(coverage must be complete; pass --allow-missing to accept)")
+    if responses is not None and len(problems) < limit:
+        people = _participants(Path(responses))
+        clash = sorted(set(df["agent"]) & people)
+        if clash:
+            problems.append(f"{where(path, 2, 'agent')}: agent {clash[0]!r} is also a "
+                            f"participant's name in {responses}; name the model otherwise")
+    return problems[:limit]
+
+
+def _participants(responses: Path) -> set[str]:
+    files = sorted(responses.rglob("*.csv")) if responses.is_dir() else [responses]
+    names: set[str] = set()
+    for f in files:
+        df = pd.read_csv(f, dtype=str, usecols=lambda c: c in ("agent", "agent_kind"))
+        if "agent" in df:
+            names |= set(df.loc[df.get("agent_kind", "human") == "human", "agent"])
+    return names
+
+
+class PredictionsWriter:
+    """Write predictions from your own pipeline: `add(trial_id, probabilities)` per trial (a
+    {action: p} dict, or a sequence in the manifest's sorted action order), then `close()`,
+    which fills the response columns, writes the file atomically and validates it strictly.
+
+        with predictions_writer("predictions/mynet.csv", "trials.csv") as w:
+            for trial_id, p in my_results:
+                w.add(trial_id, p)"""
+
+    def __init__(self, path: str | Path, trials: str | Path, split: str = "test",
+                 allow_missing: bool = False, model: str = "", aggregation: str = "mean"):
+        from bodyscene.stimuli.manifest import actions_of, read_manifest
+
+        self.path, self.trials = Path(path), trials
+        if self.path.suffix != ".csv":
+            raise BadInput(f"{self.path}: a predictions file is a .csv")
+        if self.path.exists():
+            raise BadInput(f"{self.path}: a predictions file already exists (nothing is "
+                           f"overwritten)")
+        self.manifest = read_manifest(trials).set_index("trial_id", drop=False)
+        self.actions = actions_of(self.manifest)
+        self.split, self.allow_missing = split, allow_missing
+        self.model, self.aggregation = model, aggregation
+        self.probs: dict[str, list[float]] = {}
+
+    def add(self, trial_id: str, probabilities) -> None:
+        if trial_id not in self.manifest.index:
+            raise BadInput(f"trial {trial_id!r} is not in {self.trials}")
+        if isinstance(probabilities, dict):
+            unknown = sorted(set(probabilities) - set(self.actions))
+            if unknown:
+                raise BadInput(f"trial {trial_id!r}: {unknown[0]!r} is not an action "
+                               f"({', '.join(self.actions)})")
+            p = [float(probabilities.get(a, 0.0)) for a in self.actions]
+        else:
+            p = [float(x) for x in probabilities]
+        if len(p) != len(self.actions):
+            raise BadInput(f"trial {trial_id!r}: {len(p)} probabilities, expected one per "
+                           f"action ({len(self.actions)}: {', '.join(self.actions)})")
+        self.probs[trial_id] = p
+
+    def close(self) -> Path:
+        import time
+
+        from bodyscene.stimuli.manifest import manifest_sha256
+        from bodyscene.tables import write_csv_atomic
+
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        mhash = manifest_sha256(self.trials)
+        rows = []
+        for order, (tid, p) in enumerate(self.probs.items()):
+            t = self.manifest.loc[tid]
+            offered = t["choices"].split(";")
+            best = {a: p[self.actions.index(a)] for a in offered}
+            response = max(offered, key=best.get)
+            rows.append({"agent": self.path.stem, "agent_kind": "model", "session": 1,
+                         "trial_id": tid, "sha256": t["sha256"], "response": response,
+                         "correct": response == t["action"], "rt_s": "", "order": order,
+                         "block": 0, "choice_order": t["choices"], "timestamp": stamp,
+                         "simulated": False, "phase": "main", "manifest_sha256": mhash,
+                         "response_open": self.actions[max(range(len(p)), key=p.__getitem__)],
+                         "readout": "softmax", "aggregation": self.aggregation,
+                         "model": self.model,
+                         **{prob_column(a): v for a, v in zip(self.actions, p)}})
+        tmp = self.path.with_name(f".{self.path.stem}.check.csv")
+        write_csv_atomic(tmp, rows, list(COLUMNS) + [prob_column(a) for a in self.actions])
+        problems = validate_predictions(tmp, self.trials, self.split, self.allow_missing,
+                                        limit=1)
+        if problems:
+            tmp.unlink()
+            raise BadInput(problems[0].replace(str(tmp), str(self.path)))
+        tmp.replace(self.path)
+        return self.path
+
+    def __enter__(self) -> "PredictionsWriter":
+        return self
+
+    def __exit__(self, exc_type, *exc) -> None:
+        if exc_type is None:
+            self.close()
+
+
+predictions_writer = PredictionsWriter

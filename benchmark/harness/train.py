@@ -56,6 +56,7 @@ class TrainConfig:
     loss_terms: str | None = None      # DomainNet: all | combined-only (model default if None)
     fusion: str | None = None          # DomainNet: sum | learned-weighted | concat-mlp
     model_options: dict[str, Any] = field(default_factory=dict)
+    freeze_backbone: bool = False      # linear probe: only the classifier head(s) train
     samples_per_epoch: int | None = None  # default: the number of training frames
     augment: bool = True
     workers: int = 0                   # DataLoader workers gathering cached batches
@@ -140,6 +141,7 @@ class _Run:
     autocast: Any
     channels_last: bool
     start: int = 0
+    spec: Any = None           # the model's declared input (inputs.InputSpec)
     metrics: list = field(default_factory=list)
     best: dict = field(default_factory=lambda: {"epoch": 0,
                                                 "score": [float("-inf"), float("-inf")]})
@@ -212,35 +214,44 @@ def _set_up(cfg: TrainConfig, dist: Dist, device, out: Path, manifest_hash: str,
 
     from bodyscene.provenance import write_run_record
 
+    from bodyscene.models.probe import freeze_backbone
+
     from .data import TrialFrames
+    from .inputs import input_spec, model_frames
 
     cuda = device.type == "cuda"
     manifest = read_manifest(cfg.trials)
     actions = actions_of(manifest)
     torch.manual_seed(cfg.seed)
     options = model_options(cfg)
-    core = build_model(cfg.model, len(actions), options).to(device)
+    core = build_model(cfg.model, len(actions), options, actions).to(device)
     views = tuple(core.views)
+    spec = input_spec(core, cfg.image_size, 1, cfg.model)
     if cfg.view_dropout > 0 and len(views) < 2:
         raise BadInput(f"view dropout needs a model with two or more views; {cfg.model!r} "
                        f"consumes only {', '.join(views)}")
     train_set = TrialFrames(manifest, views, cfg.image_size, actions, split="train",
                             conditions=("original",), cache=cfg.cache,
-                            manifest_path=cfg.trials, progress=cfg.progress and dist.main)
+                            manifest_path=cfg.trials, progress=cfg.progress and dist.main,
+                            resize=spec.resize)
+    train_set = model_frames(train_set, spec)  # clip models train on whole clips
     if len(train_set) == 0:
         raise BadInput(f"{cfg.trials}: no 'original' trials in the train split to train on")
     val_set = TrialFrames(manifest, views, cfg.image_size, actions, split="val",
                           conditions=("original",), cache=cfg.cache,
-                          manifest_path=cfg.trials, progress=False) if dist.main else None
+                          manifest_path=cfg.trials, progress=False,
+                          resize=spec.resize) if dist.main else None
+    val_set = model_frames(val_set, spec) if val_set is not None else None
 
-    channels_last = cfg.channels_last and cuda
+    channels_last = cfg.channels_last and cuda and not spec.clip
     if channels_last:
         core = core.to(memory_format=torch.channels_last)
     model = core
     if dist.world > 1:
         model = torch.nn.parallel.DistributedDataParallel(
             core, device_ids=[device.index] if cuda else None)
-    optimizer = torch.optim.SGD(core.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+    params = freeze_backbone(core) if cfg.freeze_backbone else core.parameters()
+    optimizer = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum,
                                 weight_decay=cfg.weight_decay)
     amp = cfg.amp and cuda
     amp_dtype = torch.bfloat16 if amp and torch.cuda.is_bf16_supported() else torch.float16
@@ -248,7 +259,7 @@ def _set_up(cfg: TrainConfig, dist: Dist, device, out: Path, manifest_hash: str,
     autocast = ((lambda: torch.autocast("cuda", dtype=amp_dtype)) if amp
                 else contextlib.nullcontext)
     run = _Run(cfg, dist, device, out, manifest_hash, actions, options, core, model, views,
-               train_set, val_set, optimizer, scaler, autocast, channels_last)
+               train_set, val_set, optimizer, scaler, autocast, channels_last, spec=spec)
     if resumed is not None:
         core.load_state_dict(resumed["state_dict"])
         optimizer.load_state_dict(resumed["optimizer"])
@@ -306,6 +317,10 @@ def _train_epoch(run: _Run, epoch: int, sampler, augment) -> dict:
 
     cfg, dist, device = run.cfg, run.dist, run.device
     run.core.train()
+    if cfg.freeze_backbone:
+        from bodyscene.models.probe import frozen_eval
+
+        frozen_eval(run.core)
     t0 = time.perf_counter()
     plan = _epoch_plan(run, epoch, sampler, augment)
     batches = _batches(run.train_set, plan, cfg.workers)
@@ -315,7 +330,7 @@ def _train_epoch(run: _Run, epoch: int, sampler, augment) -> dict:
     bar = tqdm(batches, total=len(plan), desc=f"epoch {epoch + 1}/{cfg.epochs}",
                unit="step", disable=not (cfg.progress and dist.main), leave=False)
     for step, ((pixels, labels, present), (_, _, params)) in enumerate(zip(bar, plan)):
-        xs = to_input(pixels, device, params, run.channels_last)
+        xs = to_input(pixels, device, params, run.channels_last, **run.spec.tensors())
         labels, present = labels.to(device), present.to(device)
         loss, logits = train_step(run.model, run.core, xs, labels, present, run.optimizer,
                                   run.scaler, run.autocast)
@@ -353,7 +368,8 @@ def _end_epoch(run: _Run, row: dict) -> None:
     cfg, val_set = run.cfg, run.val_set
     if val_set is not None and len(val_set):
         probs = predict(run.core, val_set, max(cfg.batch_size, 64), run.device,
-                        channels_last=run.channels_last)[default_readout(run.core)]
+                        channels_last=run.channels_last,
+                        spec=run.spec)[default_readout(run.core)]
         picked = probs[np.arange(len(val_set)), val_set.label]
         row["val_loss"] = float(-np.log(np.clip(picked, 1e-12, 1)).mean())
         row["val_acc"] = float((probs.argmax(1) == val_set.label).mean())
