@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import sys
 import threading
 import zlib
 from dataclasses import dataclass
@@ -380,12 +381,33 @@ def finalize(out_dir: str | Path, cfg: TrialSetConfig, run_config: object = None
             frame=body.frame, mask_fraction=body.mask_fraction, segmenter=body.segmenter,
             mask_iou=body.mask_iou, body_action=body.action, background_action=bg.action,
             background_item=bg_id))
+    counts = report_counts(out, items, rows, cfg)
     write_manifest(manifest_path, rows)
     _contact_sheet(out, items, cfg)
     write_run_record(out, run_config if run_config is not None else cfg, cfg.seed,
                      name="stimuli_run.json", n_items=len(items), n_trials=len(rows),
-                     actions=actions)
+                     actions=actions, trials_per_condition=counts)
     return manifest_path
+
+
+def report_counts(out: Path, items: pd.DataFrame, rows: list[dict],
+                  cfg: TrialSetConfig) -> dict[str, int]:
+    """Say how many trials each condition got, at the end of every build; a condition the user
+    asked for that came out empty is an error (conflict trials are asked for unless
+    --conflict-per-action is 0), so a run never silently produces none."""
+    counts = {c: sum(r["condition"] == c for r in rows) for c in CONDITIONS}
+    line = "trials per condition: " + ", ".join(f"{c} {counts[c]}" for c in CONDITIONS)
+    print(line)
+    if counts["conflict"] == 0 and cfg.conflict_per_action != 0:
+        test = sorted(set(items.action[items.split == "test"]))
+        raise BadInput(f"{out}: no conflict trials ({line}): they pair test-split items of two "
+                       f"different actions, and the test split has items of {len(test)} "
+                       f"action(s){' (' + ', '.join(test) + ')' if test else ''}; keep more "
+                       f"test videos (HAA500 indices 017-019) or pass --conflict-per-action 0")
+    empty = [c for c in CONDITIONS if counts[c] == 0]
+    if empty:
+        print(f"warning: no {' or '.join(empty)} trials in this set ({line})", file=sys.stderr)
+    return counts
 
 
 def _contact_sheet(out: Path, items: pd.DataFrame, cfg: TrialSetConfig, cell: int = 128) -> Path:

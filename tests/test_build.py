@@ -20,7 +20,7 @@ from bodyscene.stimuli.build import (
     parse_shard,
 )
 from bodyscene.stimuli.manifest import read_manifest
-from bodyscene.stimuli.segment import People
+from bodyscene.stimuli.segmenters import People
 from bodyscene.stimuli.trialset import TrialSetConfig
 from bodyscene.stimuli.video import Video, discover_videos, read_windows, window_starts
 
@@ -98,7 +98,7 @@ def haa500(root: Path, extra=None) -> Path:
 
 def cfg_for(videos: Path, out: Path, **kw) -> BuildConfig:
     trials = kw.pop("trials", TrialSetConfig(contact_sheet_items=2))
-    return BuildConfig(videos=str(videos), weights="stub", out=str(out),
+    return BuildConfig(videos=str(videos), out=str(out),
                        samples_per_video=kw.pop("samples_per_video", 2), workers=2, trials=trials,
                        **kw)
 
@@ -166,7 +166,9 @@ def test_build_haa500_end_to_end(tmp_path, capsys):
     assert (tmp_path / "out" / "contact_sheet.png").is_file()
     record = json.loads((tmp_path / "out" / "build.shard-0-of-1.json").read_text())
     assert record["config"]["policy"] == "single" and record["segmenter"] == "red-threshold"
-    assert "20 items from 10 videos; 0 rejection(s)" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "20 items from 10 videos (10 kept); 0 rejection(s)" in printed
+    assert "trials per condition: original 20, body 20, background 20, conflict 8" in printed
     with pytest.raises(BadInput, match="nothing is overwritten"):
         build(cfg_for(videos, tmp_path / "out"), segmenter=RedSegmenter())
 
@@ -279,7 +281,7 @@ def test_bad_options():
         with pytest.raises(BadInput, match="--shard"):
             parse_shard(text)
     with pytest.raises(BadInput, match="--policy"):
-        BuildConfig(videos=".", weights="x", out=".", policy="all").check()
+        BuildConfig(videos=".", out=".", policy="all").check()
 
 
 def test_cli_missing_weights_is_one_line(tmp_path, capsys):
@@ -317,7 +319,7 @@ def test_untrained_yolo_from_yaml_runs_offline(tmp_path, monkeypatch):
     network access (sockets are cut) and without fetching weights into the working folder."""
     pytest.importorskip("ultralytics")
     import torch
-    from bodyscene.stimuli.segment import YoloSegmenter
+    from bodyscene.stimuli.segmenters.yolo import YoloSegmenter
 
     def no_network(*args, **kwargs):
         raise AssertionError("network access attempted")
@@ -333,7 +335,8 @@ def test_untrained_yolo_from_yaml_runs_offline(tmp_path, monkeypatch):
         found = seg.segment(frames)
     finally:
         torch.set_num_threads(threads)
-    assert seg.name == "yolov8n-seg.yaml" and len(found) == 3
+    assert seg.name == "yolo" and seg.settings["weights"] == "yolov8n-seg.yaml"
+    assert len(found) == 3
     for p in found:
         assert p.masks.dtype == bool and p.masks.shape[1:] == (H, W)
         assert len(p.scores) == len(p.masks)
