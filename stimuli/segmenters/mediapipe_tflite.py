@@ -223,13 +223,22 @@ def roi_affine(det: Detection, size: int = 256, scale: float = 1.25) -> np.ndarr
     return np.hstack([a, t[:, None]])
 
 
+def _touching(candidate: np.ndarray, anchor: np.ndarray) -> np.ndarray:
+    """The connected pieces of `candidate` that overlap `anchor`."""
+    import cv2
+
+    _, labels = cv2.connectedComponents(candidate.astype(np.uint8), connectivity=8)
+    hit = np.unique(labels[anchor & candidate])
+    return np.isin(labels, hit[hit > 0])
+
+
 class MediapipeSegmenter:
     """Offline person segmentation on real pixels (see the module docstring)."""
 
     name = "mediapipe"
     batch = 1
 
-    def __init__(self, models: str | os.PathLike | None = None, conf: float = 0.5,
+    def __init__(self, models: str | os.PathLike | None = None, conf: float = 0.4,
                  presence: float = 0.5, mode: str = "combined", max_people: int = 4,
                  threads: int = 1):
         if mode not in MODES:
@@ -321,6 +330,7 @@ class MediapipeSegmenter:
         frame = np.ascontiguousarray(frame)
         h, w = frame.shape[:2]
         work = frame.copy()
+        painted = np.zeros((h, w), bool)
         grow = np.ones((2 * max(3, round(0.02 * math.hypot(h, w))) + 1,) * 2, np.uint8)
         pose, rois, scores, selfies = [], [], [], []
         for _ in range(self.max_people):
@@ -328,6 +338,9 @@ class MediapipeSegmenter:
             if not found:
                 break
             det = found[0]
+            hx, hy = np.clip(np.round(det.keypoints[0]).astype(int), 0, [w - 1, h - 1])
+            if painted[hy, hx]:
+                break   # hips on a person already painted out: what is left of them, not another
             affine = roi_affine(det)
             presence, logits = self._landmark(frame, affine)
             if presence < self.presence:
@@ -338,15 +351,19 @@ class MediapipeSegmenter:
             rois.append(cv2.warpAffine(np.ones((256, 256), np.uint8), affine, (w, h),
                                        flags=cv2.INTER_NEAREST, borderValue=0).astype(bool))
             scores.append(det.score * presence)
+            body = pose[-1]
             if self.selfie is not None:
                 selfies.append(self._selfie_in_box(frame, affine) > 0.5)
-            if not pose[-1].any():
+                body = body | _touching(selfies[-1] & rois[-1], body)
+            if not body.any():
                 break
-            # paint this person out (the mean colour of the rest) and look for the next one
-            gone = cv2.dilate(pose[-1].astype(np.uint8), grow).astype(bool)
+            # paint this person out, held objects included (the mean colour of the rest), and
+            # look for the next one
+            gone = cv2.dilate(body.astype(np.uint8), grow).astype(bool)
             if gone.all():
                 break
             work[gone] = work[~gone].mean(0).astype(np.uint8)
+            painted |= gone
         if not scores:
             return People.none(h, w)
         masks = np.stack(pose)
@@ -357,10 +374,7 @@ class MediapipeSegmenter:
                              for m in masks])
             owner = np.argmin(dist, 0)
             for i in range(len(scores)):
-                cand = (selfies[i] & (owner == i) & rois[i]).astype(np.uint8)
-                _, labels = cv2.connectedComponents(cand, connectivity=8)
-                touching = np.unique(labels[masks[i] & (cand > 0)])
-                masks[i] = np.isin(labels, touching[touching > 0])
+                masks[i] = _touching(selfies[i] & (owner == i) & rois[i], masks[i])
         # a weak second detection on the same body also passes presence: drop a mask that mostly
         # repeats a better-scored one, so nobody is counted twice
         kept: list[int] = []
@@ -377,7 +391,7 @@ class MediapipeSegmenter:
 
 
 @register_segmenter("mediapipe")
-def make_mediapipe(weights: str | None = None, conf: float = 0.5, mode: str = "combined",
+def make_mediapipe(weights: str | None = None, conf: float = 0.4, mode: str = "combined",
                    presence: float = 0.5, max_people: int = 4, threads: int = 1,
                    batch_size: int = 1) -> MediapipeSegmenter:
     """The factory behind `--segmenter mediapipe`; `--weights` may name the models' folder."""
