@@ -246,8 +246,9 @@ def build(cfg: BuildConfig, segmenter: Segmenter | None = None) -> Path:
     except BaseException as exc:
         _remove_failed_run(out, before, cfg.shard, rejected_path)
         if isinstance(exc, BadInput):
-            raise BadInput(f"{exc}. {_reasons(rejections)}The failed run's files were removed; "
-                           f"fix the cause and run it again") from None
+            said = str(exc).replace(" (see rejected.csv)", "")   # it is removed with the rest
+            raise BadInput(f"{said}. {_reasons(rejections)}The failed run's files were "
+                           f"removed; fix the cause and run it again") from None
         raise
 
 

@@ -42,6 +42,7 @@ def built(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow   # one build shared by the module: about 10 s on 2 cores
 def test_both_actions_kept_with_conflict_trials(built):
     df = read_manifest(built / "trials.csv", decode=True)     # schema, files, hashes, frames
     assert set(df.action) == {"portrait", "filming"}
@@ -56,6 +57,7 @@ def test_both_actions_kept_with_conflict_trials(built):
     assert "weights" not in record["config"]["segmenter_options"]   # no YOLO settings
 
 
+@pytest.mark.slow
 def test_no_person_on_the_coffee_cup(built):
     rejected = read_csv(built / "rejected.csv", REJECTED_SCHEMA)
     assert set(rejected.video) == {"filming/filming_001.mp4"}
@@ -64,6 +66,7 @@ def test_no_person_on_the_coffee_cup(built):
     assert "filming/filming_001.mp4" not in set(df.source)
 
 
+@pytest.mark.slow
 def test_the_mask_is_where_the_person_is(built):
     df = read_manifest(built / "trials.csv", check_hashes=False)
     items = df[df.condition == "original"]
@@ -87,6 +90,7 @@ def test_the_mask_is_where_the_person_is(built):
         assert xs.max() >= core[1, 0] - tol and ys.max() >= core[1, 1] - tol, it.item_id
 
 
+@pytest.mark.slow
 def test_background_is_the_original_outside_the_dilated_hole(built):
     df = read_manifest(built / "trials.csv", check_hashes=False)
     for item in df[df.condition == "original"].item_id:
