@@ -55,6 +55,8 @@ def test_both_actions_kept_with_conflict_trials(built):
     assert record["config"]["segmenter"] == "mediapipe"
     assert record["config"]["segmenter_options"]["mode"] == "combined"
     assert "weights" not in record["config"]["segmenter_options"]   # no YOLO settings
+    sheet = cv2.imread(str(built / "masks_sheet.png"))            # masks for review: 8 items
+    assert sheet is not None and sheet.shape == (128 + 14, 8 * 128, 3)
 
 
 @pytest.mark.slow

@@ -28,6 +28,7 @@ import hashlib
 import math
 import os
 import zipfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -152,8 +153,25 @@ def _interpreter(path: Path, threads: int):
         raise BadInput('--segmenter mediapipe needs LiteRT: pip install -e ".[realseg]" '
                        '(the ai-edge-litert package)') from None
     interpreter = Interpreter(model_path=str(path), num_threads=threads)
-    interpreter.allocate_tensors()
+    with _quiet_stderr():   # "INFO: Created TensorFlow Lite XNNPACK delegate", from C++
+        interpreter.allocate_tensors()
     return interpreter
+
+
+@contextmanager
+def _quiet_stderr():
+    """Silence file descriptor 2 (native code's prints) for a moment, before any thread runs."""
+    import sys
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _run(interpreter, x: np.ndarray) -> dict[str, np.ndarray]:
