@@ -18,6 +18,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 def main() -> int:
     import real_photos
+
     from bodyscene.cli import main as bodyscene
 
     why = real_photos.unavailable()

@@ -30,7 +30,14 @@ from bodyscene.provenance import write_run_record
 from bodyscene.tables import Schema, is_int, non_empty, read_csv, write_csv_atomic
 
 from .compose import MaskNoise
-from .segmenters import MIN_PART, People, Segmenter, clean_people, create_segmenter, describe
+from .segmenters import (
+    MIN_PART,
+    People,
+    Segmenter,
+    clean_people,
+    create_segmenter,
+    describe,
+)
 from .trialset import Item, TrialSetConfig, TrialSetWriter, finalize
 from .video import Clip, Video, VideoError, discover_videos, read_windows
 
@@ -279,7 +286,7 @@ def _refuse_rebuild(out: Path, shard: tuple[int, int], rejected_path: Path) -> N
     done = [p for p in (out / f"items.shard-{i}-of-{n}.csv", rejected_path) if p.exists()]
     if done:
         what = (f"the folder {out}" if n == 1 else
-                " and ".join(str(p) for p in done) + f" (this shard's files)")
+                " and ".join(str(p) for p in done) + " (this shard's files)")
         raise BadInput(f"{done[0]}: shard {i}/{n} was already built here; choose a new --out, "
                        f"or delete {what} to build it again (nothing is overwritten)")
 

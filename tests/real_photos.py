@@ -113,15 +113,16 @@ def source(action: str, index: int) -> tuple[str, str]:
 def unavailable() -> str | None:
     """Why the offline segmenter cannot run here (None when it can): the test then skips."""
     try:
-        import skimage  # noqa: F401
+        import skimage
     except ImportError:
         return "scikit-image is not installed (pip install -e '.[dev]')"
     try:
-        import ai_edge_litert  # noqa: F401
+        import ai_edge_litert
     except ImportError:
         return "ai-edge-litert is not installed (pip install -e '.[realseg]'; CI installs it)"
-    from bodyscene.errors import BadInput
     from bodyscene.stimuli.segmenters.mediapipe_tflite import find_models
+
+    from bodyscene.errors import BadInput
 
     try:
         find_models()

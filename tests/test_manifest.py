@@ -137,6 +137,7 @@ def _swap_frame(toy_manifest, data: bytes):
 def test_validate_decodes_every_frame(toy_manifest, capsys):
     import cv2
     import numpy as np
+
     from bodyscene.cli import main
 
     assert main(["stimuli", "validate", str(toy_manifest)]) == 0

@@ -79,7 +79,7 @@ def test_the_mask_is_where_the_person_is(built):
         person, t = rp.PHOTOS[name], int(it.frame)
         shape = rp.photo(name).shape[:2]
         mask = _png(built / "masks" / f"{it.item_id}.png", gray=True) > 127
-        inside = lambda p: 0 <= p[0] < rp.SIDE and 0 <= p[1] < rp.SIDE  # noqa: E731
+        inside = lambda p: 0 <= p[0] < rp.SIDE and 0 <= p[1] < rp.SIDE
         on = [p for p in rp.to_frame(person.on, shape, motion, t).astype(int) if inside(p)]
         off = [p for p in rp.to_frame(person.off, shape, motion, t).astype(int) if inside(p)]
         assert on and all(mask[y, x] for x, y in on), (it.item_id, "person missed")

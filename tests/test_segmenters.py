@@ -79,7 +79,10 @@ def test_fetch_from_a_wheel_checks_hashes(tmp_path):
     """The install-time step on a wheel made here: a file with other bytes is refused."""
     import zipfile
 
-    from bodyscene.stimuli.segmenters.mediapipe_tflite import MODEL_FILES, extract_models
+    from bodyscene.stimuli.segmenters.mediapipe_tflite import (
+        MODEL_FILES,
+        extract_models,
+    )
 
     wheel = tmp_path / "mediapipe-0.10.21-cp311-cp311-linux_x86_64.whl"
     with zipfile.ZipFile(wheel, "w") as zf:
@@ -96,9 +99,10 @@ def test_build_records_the_segmenter_that_ran(tmp_path):
     """The run record and the manifest hold the plugin's name and settings, not YOLO's."""
     import json
 
-    from bodyscene.cli import main
     from bodyscene.stimuli.manifest import read_manifest
     from test_build import haa500
+
+    from bodyscene.cli import main
 
     videos = haa500(tmp_path / "haa")
     out = tmp_path / "out"

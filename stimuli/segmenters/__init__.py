@@ -40,7 +40,7 @@ class People:
         return len(self.masks)
 
     @classmethod
-    def none(cls, height: int, width: int) -> "People":
+    def none(cls, height: int, width: int) -> People:
         return cls(np.zeros((0, height, width), bool), np.zeros(0, np.float32))
 
 
@@ -68,7 +68,7 @@ def register_segmenter(name: str):
 
 def _builtins() -> None:
     """Import the built-in backends' modules (light: their heavy imports happen on use)."""
-    from . import mediapipe_tflite, yolo  # noqa: F401
+    from . import mediapipe_tflite, yolo
 
 
 def list_segmenters() -> list[str]:

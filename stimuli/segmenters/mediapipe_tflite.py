@@ -208,7 +208,7 @@ class Detection:
 def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     lo, hi = np.maximum(box[:2], boxes[:, :2]), np.minimum(box[2:], boxes[:, 2:])
     inter = np.prod(np.clip(hi - lo, 0, None), axis=1)
-    area = lambda b: (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])  # noqa: E731
+    area = lambda b: (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
     return inter / np.maximum(area(box) + area(boxes) - inter, 1e-9)
 
 
@@ -303,7 +303,7 @@ class MediapipeSegmenter:
         centre, size = raw[:, 0:2] / 224 + anchors, raw[:, 2:4] / 224
         boxes = np.concatenate([centre - size / 2, centre + size / 2], 1)
         keypoints = raw[:, 4:12].reshape(-1, 4, 2) / 224 + anchors[:, None]
-        to_frame = lambda p: (p * 224 - np.array([px, py])) / s  # noqa: E731
+        to_frame = lambda p: (p * 224 - np.array([px, py])) / s
         found = []
         for score, box, kp in _weighted_nms(boxes, keypoints, scores, 0.3):
             found.append(Detection(score, np.concatenate([to_frame(box[:2]), to_frame(box[2:])]),

@@ -30,7 +30,7 @@ def _import_ultralytics():
 
 @register_segmenter("yolo")
 def make_yolo(weights: str | None = None, image_size: int = 640, conf: float = 0.25,
-              batch_size: int = 1, device: str | None = None) -> "YoloSegmenter":
+              batch_size: int = 1, device: str | None = None) -> YoloSegmenter:
     """The factory behind `--segmenter yolo`: `--weights` is required."""
     if weights is None:
         raise BadInput("--segmenter yolo needs --weights: a local Ultralytics segmentation "
