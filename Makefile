@@ -18,8 +18,9 @@ install: venv
 	$(PIP) install -e .
 
 install-test: venv
-	$(PIP) install -e ".[dev,experiment]"
+	$(PIP) install -e ".[dev,experiment,realseg]"
 	bash scripts/install-display.sh
+	bash scripts/fetch-segmenter.sh $(VENV)
 
 demo: install
 	$(VENV)/bin/bodyscene demo --out results/demo

@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import queue
 import re
+import shutil
+import tempfile
 import threading
 import zlib
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -27,7 +30,14 @@ from bodyscene.provenance import write_run_record
 from bodyscene.tables import Schema, is_int, non_empty, read_csv, write_csv_atomic
 
 from .compose import MaskNoise
-from .segment import People, Segmenter
+from .segmenters import (
+    MIN_PART,
+    People,
+    Segmenter,
+    clean_people,
+    create_segmenter,
+    describe,
+)
 from .trialset import Item, TrialSetConfig, TrialSetWriter, finalize
 from .video import Clip, Video, VideoError, discover_videos, read_windows
 
@@ -43,17 +53,17 @@ _REJECTED_SHARD = re.compile(r"^rejected\.shard-(\d+)-of-(\d+)\.csv$")
 @dataclass
 class BuildConfig:
     videos: str
-    weights: str
     out: str
+    segmenter: str = "yolo"         # yolo | mediapipe | package.module:factory
+    # the options given for it (weights, conf, image_size, batch_size, device, ...); the run
+    # record also holds the settings the segmenter resolved
+    segmenter_options: dict = field(default_factory=dict)
     samples_per_video: int = 3      # windows sampled evenly per video (each clip_frames long)
     policy: str = "single"          # the paper's: exactly one person on every sampled frame
     min_mask: float = 0.005         # smallest person mask kept, as a fraction of the frame
+    min_part: float = MIN_PART      # mask pieces below this share of the largest person go
     shard: tuple[int, int] = (0, 1)
-    image_size: int = 640
-    conf: float = 0.25
-    batch_size: int = 1             # frames per inference call (raise it on a GPU)
     progress: bool = True
-    device: str | None = None
     workers: int = 2                # composition/PNG-writing threads
     seed: int = 0
     trials: TrialSetConfig = field(default_factory=TrialSetConfig)
@@ -67,6 +77,9 @@ class BuildConfig:
             raise BadInput(f"--clip-frames: at least 1, got {self.trials.clip_frames}")
         if not 0.0 <= self.min_mask < 1.0:
             raise BadInput(f"--min-mask: a fraction of the frame in [0, 1), got {self.min_mask}")
+        if not 0.0 <= self.min_part < 1.0:
+            raise BadInput(f"--min-part: a fraction of the largest person in [0, 1), got "
+                           f"{self.min_part}")
         if self.workers < 1:
             raise BadInput(f"--workers: at least 1, got {self.workers}")
         i, n = self.shard
@@ -105,10 +118,12 @@ def item_id(video: Video, start: int) -> str:
 
 
 def choose_masks(clip: Clip, people: list[list[People]], policy: str, min_mask: float,
-                 segmenter: str) -> tuple[list[Item], list[Rejection]]:
+                 segmenter: str, min_part: float = MIN_PART) -> tuple[list[Item], list[Rejection]]:
     """Turn one video's windows and the people found on them into items and rejections.
 
-    `people[j][t]` are the people on frame t of window j. A frame without a person, or whose
+    `people[j][t]` are the people on frame t of window j; pieces of masks smaller than
+    `min_part` of the frame's largest person are dropped first (clean_people), so a stray blob
+    is neither counted as a person nor composed. A frame without a person, or whose
     chosen mask covers less than `min_mask` of it, loses its window; under `single`, a frame
     with no person or several loses the whole video (the paper kept only videos showing exactly
     one person on every sampled frame)."""
@@ -119,6 +134,7 @@ def choose_masks(clip: Clip, people: list[list[People]], policy: str, min_mask: 
     for (start, frames), found in zip(clip.windows, people):
         masks, ok = [], True
         for t, p in enumerate(found):
+            p = clean_people(p, min_part)
             f = start + t
             reason = None
             if policy == "single" and len(p) != 1:
@@ -205,40 +221,128 @@ def _next_batch(q: queue.Queue, want_frames: int) -> tuple[list[object], bool]:
 
 def build(cfg: BuildConfig, segmenter: Segmenter | None = None) -> Path:
     """Build this shard's items; unsharded, also finalize. Returns trials.csv (unsharded) or the
-    shard's item list."""
+    shard's item list. Everything that can be refused is refused before the segmenter loads; a
+    run that fails removes what it wrote, so it can simply be run again."""
     cfg.check()
+    cfg.trials.check()
     out = Path(cfg.out)
     i, n = cfg.shard
+    check_output_folder(out)
+    rejected_path = out / ("rejected.csv" if n == 1 else f"rejected.shard-{i}-of-{n}.csv")
+    _refuse_rebuild(out, cfg.shard, rejected_path)
     videos, skipped = discover_videos(cfg.videos)
     mine = [v for v in videos if in_shard(v.key, cfg.shard)]
     if segmenter is None:
-        from .segment import YoloSegmenter
-
-        segmenter = YoloSegmenter(cfg.weights, imgsz=cfg.image_size, conf=cfg.conf,
-                                  batch=cfg.batch_size,
-                                  device=cfg.device)
-    rejected_path = out / ("rejected.csv" if n == 1 else f"rejected.shard-{i}-of-{n}.csv")
-    if rejected_path.exists():
-        raise BadInput(f"{rejected_path}: this shard was already built here; choose a new --out "
-                       f"(nothing is overwritten)")
-    writer = TrialSetWriter(out, cfg.trials, shard=cfg.shard)
-    write_run_record(out, cfg, cfg.seed, name=f"build.shard-{i}-of-{n}.json",
-                     segmenter=segmenter.name, n_videos=len(mine))
+        segmenter = create_segmenter(cfg.segmenter, **cfg.segmenter_options)
+    before = set(out.iterdir()) if out.is_dir() else None
     rejections = [Rejection(s.key, None, s.reason) for s in skipped if in_shard(s.key, cfg.shard)]
-    n_items = _run(mine, cfg, segmenter, writer, rejections)
-    writer.close()
-    write_rejected(rejected_path, rejections)
+    try:
+        writer = TrialSetWriter(out, cfg.trials, shard=cfg.shard)
+        # the record holds the segmenter that ran and the settings it resolved, not the request
+        ran = dataclasses.replace(cfg, segmenter=segmenter.name,
+                                  segmenter_options=dict(getattr(segmenter, "settings", {}) or {}))
+        write_run_record(out, ran, cfg.seed, name=f"build.shard-{i}-of-{n}.json",
+                         segmenter=describe(segmenter), n_videos=len(mine))
+        n_items, kept = _run(mine, cfg, segmenter, writer, rejections)
+        writer.close()
+        write_rejected(rejected_path, rejections)
+        print(_summary(cfg.shard, n_items, len(mine), kept, rejections, rejected_path))
+        if n == 1:
+            return finalize(out, cfg.trials, run_config=ran)
+        return writer.items_file
+    except BaseException as exc:
+        _remove_failed_run(out, before, cfg.shard, rejected_path)
+        if isinstance(exc, BadInput):
+            said = str(exc).replace(" (see rejected.csv)", "")   # it is removed with the rest
+            raise BadInput(f"{said}. {_reasons(rejections)}The failed run's files were "
+                           f"removed; fix the cause and run it again") from None
+        raise
+
+
+def check_output_folder(out: Path) -> None:
+    """Refuse an --out that cannot be a folder we write into (an existing file, a path under a
+    file, a read-only place), in one line, before any model is loaded. Nothing is created."""
+    if out.exists() and not out.is_dir():
+        raise BadInput(f"--out {out}: is a file, not a folder; choose a folder path")
+    parent = out
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise BadInput(f"--out {out}: {parent} is a file, so no folder can be made under it")
+    try:
+        probe = tempfile.mkdtemp(prefix=".bodyscene-write-test-", dir=parent)
+    except OSError as exc:
+        raise BadInput(f"--out {out}: cannot write in {parent} ({exc.strerror})") from None
+    os.rmdir(probe)
+
+
+def _refuse_rebuild(out: Path, shard: tuple[int, int], rejected_path: Path) -> None:
+    """A finished (or killed) run is never overwritten; say exactly what to delete to redo it."""
+    i, n = shard
+    if (out / "trials.csv").exists():
+        raise BadInput(f"{out / 'trials.csv'}: a finished trial set is already there; choose a "
+                       f"new --out, or delete the folder {out} to build it again (nothing is "
+                       f"overwritten)")
+    done = [p for p in (out / f"items.shard-{i}-of-{n}.csv", rejected_path) if p.exists()]
+    if done:
+        what = (f"the folder {out}" if n == 1 else
+                " and ".join(str(p) for p in done) + " (this shard's files)")
+        raise BadInput(f"{done[0]}: shard {i}/{n} was already built here; choose a new --out, "
+                       f"or delete {what} to build it again (nothing is overwritten)")
+
+
+def _remove_failed_run(out: Path, before: set[Path] | None, shard: tuple[int, int],
+                       rejected_path: Path) -> None:
+    """Remove what a failed run wrote. Unsharded: everything that was not in `out` before (all
+    of `out` if the run made it). A shard shares its folder with others running at the same
+    time, so it removes only its own files (its PNGs, if any, are rewritten identically)."""
+    i, n = shard
+    if n > 1:
+        for p in (out / f"items.shard-{i}-of-{n}.csv", rejected_path,
+                  out / f"build.shard-{i}-of-{n}.json"):
+            p.unlink(missing_ok=True)
+        return
+    if before is None:
+        shutil.rmtree(out, ignore_errors=True)
+        return
+    for p in set(out.iterdir()) - before if out.is_dir() else ():
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+
+
+def _reasons(rejections: list[Rejection]) -> str:
+    """The rejections counted by kind ("no person detected: 6 frame(s)"), for an error that
+    removes rejected.csv along with the rest of a failed run."""
+    if not rejections:
+        return ""
+    kinds: dict[str, int] = {}
+    for r in rejections:
+        kind = re.sub(r"\d+(\.\d+)?", "N", r.reason.split(" (")[0].split(":")[0])
+        kinds[kind] = kinds.get(kind, 0) + 1
+    listed = "; ".join(f"{k}: {v}" for k, v in sorted(kinds.items(), key=lambda kv: -kv[1]))
+    return f"Rejected: {listed}. "
+
+
+def _summary(shard: tuple[int, int], n_items: int, n_videos: int, kept: int,
+             rejections: list[Rejection], rejected_path: Path) -> str:
+    i, n = shard
     bad_videos = len({r.video for r in rejections})
-    print(f"shard {i}/{n}: {n_items} items from {len(mine)} videos; {len(rejections)} "
-          f"rejection(s) in {bad_videos} video(s), see {rejected_path}")
-    if n == 1:
-        return finalize(out, cfg.trials, run_config=cfg)
-    return writer.items_file
+    text = (f"shard {i}/{n}: {n_items} items from {n_videos} videos ({kept} kept); "
+            f"{len(rejections)} rejection(s) in {bad_videos} video(s), see {rejected_path}")
+    unreadable = sorted(r.video for r in rejections if r.frame is None
+                        and r.reason.startswith(("unreadable video", "empty video")))
+    if unreadable:
+        shown = ", ".join(unreadable[:5]) + (", ..." if len(unreadable) > 5 else "")
+        text += f"\n{len(unreadable)} unreadable video(s): {shown}"
+    return text
 
 
 def _run(videos: list[Video], cfg: BuildConfig, segmenter: Segmenter, writer: TrialSetWriter,
-         rejections: list[Rejection]) -> int:
-    """The overlapped pipeline: reader thread -> segmenter (this thread) -> writer pool."""
+         rejections: list[Rejection]) -> tuple[int, int]:
+    """The overlapped pipeline: reader thread -> segmenter (this thread) -> writer pool.
+    Returns the number of items and of videos that gave at least one."""
     q: queue.Queue = queue.Queue(maxsize=4)
     stop = threading.Event()
     reader = threading.Thread(target=_reader, args=(videos, cfg, q, stop), daemon=True,
@@ -246,6 +350,7 @@ def _run(videos: list[Video], cfg: BuildConfig, segmenter: Segmenter, writer: Tr
     reader.start()
     pending: set[Future] = set()
     n_items = 0
+    kept: set[str] = set()
     try:
         with ThreadPoolExecutor(cfg.workers, thread_name_prefix="bodyscene-compose") as pool, \
                 tqdm(total=len(videos), desc="videos", unit="video", leave=False,
@@ -267,7 +372,7 @@ def _run(videos: list[Video], cfg: BuildConfig, segmenter: Segmenter, writer: Tr
                         per_window.append(found[k:k + len(w)])
                         k += len(w)
                     items, rej = choose_masks(clip, per_window, cfg.policy, cfg.min_mask,
-                                              segmenter.name)
+                                              describe(segmenter), cfg.min_part)
                     rejections.extend(rej)
                     for item in items:
                         # bound the items held in memory: wait while the pool is saturated
@@ -277,13 +382,14 @@ def _run(videos: list[Video], cfg: BuildConfig, segmenter: Segmenter, writer: Tr
                                 f.result()
                         pending.add(pool.submit(writer.add, item))
                         n_items += 1
+                        kept.add(item.source)
                 bar.update(len(got))
             for f in pending:
                 f.result()
     finally:
         stop.set()
         reader.join(timeout=5)
-    return n_items
+    return n_items, len(kept)
 
 
 def write_rejected(path: Path, rejections: list[Rejection]) -> Path:

@@ -105,12 +105,10 @@ def _parse_split(text: str) -> tuple[float, float, float]:
 def _register_build(s: argparse._SubParsersAction) -> None:
     """Real-video path: `build` and `merge` (bodyscene.stimuli.build)."""
     p = s.add_parser("build", help="make a trial set from action videos (HAA500 or a flat "
-                                   "folder), segmenting people with a local YOLO model")
+                                   "folder), segmenting people with a segmenter plugin")
     p.add_argument("--videos", required=True,
                    help="HAA500 folder (video/<action>/<action>_<NNN>.mp4) or a flat folder of "
                         "<action>_<NNN>.mp4")
-    p.add_argument("--weights", required=True,
-                   help="local Ultralytics segmentation weights, e.g. yolov8x-seg.pt")
     p.add_argument("--out", required=True, help="output folder (shards of one run share it)")
     p.add_argument("--samples-per-video", type=int, default=3,
                    help="frames (or clip windows) sampled evenly from each video")
@@ -119,14 +117,30 @@ def _register_build(s: argparse._SubParsersAction) -> None:
                         "shows exactly one person (the paper's); largest; union")
     p.add_argument("--min-mask", type=float, default=0.005,
                    help="reject frames whose person mask covers less than this fraction")
+    p.add_argument("--min-part", type=float, default=0.02,
+                   help="drop mask pieces smaller than this fraction of the frame's largest "
+                        "person before people are counted (stray blobs)")
     p.add_argument("--shard", default="0/1",
                    help="build shard i of n (0-based), e.g. $SLURM_ARRAY_TASK_ID/16; "
                         "then `bodyscene stimuli merge --stimuli DIR`")
-    p.add_argument("--image-size", type=int, default=640, help="segmenter inference size")
-    p.add_argument("--conf", type=float, default=0.25, help="YOLO detection threshold")
-    p.add_argument("--batch-size", type=int, default=1,
-                   help="frames per inference call (GPU: 16+)")
-    p.add_argument("--device", default=None, help="e.g. cpu, 0, cuda:1 (default: auto)")
+    g = p.add_argument_group("segmenter (each backend takes only its own options)")
+    g.add_argument("--segmenter", default="yolo",
+                   help="yolo (the paper's, needs --weights), mediapipe (offline, no weights "
+                        "file; pip install -e '.[realseg]' and `bodyscene stimuli "
+                        "fetch-segmenter` once), or package.module:factory")
+    g.add_argument("--weights", default=None,
+                   help="yolo: local Ultralytics segmentation weights, e.g. yolov8x-seg.pt; "
+                        "mediapipe: the models' folder (default: where fetch-segmenter put them)")
+    g.add_argument("--image-size", type=int, default=None,
+                   help="yolo: inference size (default 640)")
+    g.add_argument("--conf", type=float, default=None,
+                   help="detection threshold (yolo default 0.25, mediapipe 0.5)")
+    g.add_argument("--batch-size", type=int, default=None,
+                   help="yolo: frames per inference call (default 1; GPU: 16+)")
+    g.add_argument("--device", default=None, help="yolo: e.g. cpu, 0, cuda:1 (default: auto)")
+    g.add_argument("--segmenter-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="any other option of the backend, e.g. mode=pose for mediapipe "
+                        "(repeatable)")
     p.add_argument("--workers", type=int, default=2,
                    help="parallel workers composing and writing trials")
     p.add_argument("--seed", type=int, default=0)
@@ -138,18 +152,60 @@ def _register_build(s: argparse._SubParsersAction) -> None:
     m.add_argument("--stimuli", required=True, help="the folder the shards were built into")
     m.set_defaults(func=_merge)
 
+    f = s.add_parser("fetch-segmenter",
+                     help="install-time step: put the offline segmenter's models (MediaPipe "
+                          "0.10.21, hashes checked) where `--segmenter mediapipe` finds them")
+    f.add_argument("--dir", default=None,
+                   help="where to put them (default: $BODYSCENE_MEDIAPIPE_MODELS or "
+                        "~/.cache/bodyscene/mediapipe-0.10.21)")
+    f.add_argument("--wheel", default=None,
+                   help="a mediapipe-0.10.21 wheel downloaded beforehand (no network needed)")
+    f.set_defaults(func=_fetch_segmenter)
+
 
 def _build(args: argparse.Namespace) -> int:
     from .build import BuildConfig, build, parse_shard
 
+    options = dict(weights=args.weights, image_size=args.image_size, conf=args.conf,
+                   batch_size=args.batch_size, device=args.device)
+    options.update(parse_options(args.segmenter_option))
     cfg = BuildConfig(
-        videos=args.videos, weights=args.weights, out=args.out,
+        videos=args.videos, out=args.out, segmenter=args.segmenter,
+        segmenter_options={k: v for k, v in options.items() if v is not None},
         samples_per_video=args.samples_per_video, policy=args.policy, min_mask=args.min_mask,
-        shard=parse_shard(args.shard), image_size=args.image_size, conf=args.conf,
-        batch_size=args.batch_size, device=args.device, workers=args.workers, seed=args.seed,
-        trials=composition_config(args, args.seed))
+        min_part=args.min_part, shard=parse_shard(args.shard), workers=args.workers,
+        seed=args.seed, progress=not args.quiet, trials=composition_config(args, args.seed))
     path = build(cfg)
     print(f"wrote {path}")
+    return 0
+
+
+def parse_options(pairs: list[str]) -> dict[str, object]:
+    """KEY=VALUE strings; a value that reads as a number becomes one."""
+    from bodyscene.errors import BadInput
+
+    options: dict[str, object] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.isidentifier():
+            raise BadInput(f"--segmenter-option: expected KEY=VALUE such as mode=pose, got "
+                           f"{pair!r}")
+        for kind in (int, float):
+            try:
+                options[key] = kind(value)
+                break
+            except ValueError:
+                continue
+        else:
+            options[key] = value
+    return options
+
+
+def _fetch_segmenter(args: argparse.Namespace) -> int:
+    from .segmenters.mediapipe_tflite import fetch
+
+    for name, path in fetch(args.dir, wheel=args.wheel).items():
+        print(f"{name}: {path}")
     return 0
 
 
@@ -165,6 +221,8 @@ def _register_validate(s: argparse._SubParsersAction) -> None:
     v.add_argument("--trials", dest="trials_flag", help="path to trials.csv")
     v.add_argument("trials", nargs="?", help=argparse.SUPPRESS)  # positional, as before
     v.add_argument("--no-hashes", action="store_true", help="skip re-hashing the images")
+    v.add_argument("--no-decode", action="store_true",
+                   help="skip decoding every frame (size and mode consistent within an item)")
     v.set_defaults(func=_validate)
 
 
@@ -177,6 +235,10 @@ def _validate(args: argparse.Namespace) -> int:
     if not args.trials:
         raise BadInput("stimuli validate: give the manifest as --trials trials.csv")
     df = read_manifest(args.trials, check_hashes=not args.no_hashes)
+    if not args.no_decode:
+        from .manifest import decode_frames
+
+        decode_frames(df, args.trials, progress=True)
     counts = df.groupby(["split", "condition"]).size().unstack(fill_value=0)
     print(f"{args.trials}: {len(df)} trials, {df.item_id.nunique()} items, "
           f"{df.action.nunique()} actions — valid")

@@ -8,7 +8,8 @@ definition, its validator, and the helpers that hash stimuli; writers build rows
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
+import posixpath
+from pathlib import Path, PureWindowsPath
 from typing import Iterable, Mapping
 
 import pandas as pd
@@ -97,12 +98,56 @@ def write_manifest(path: str | Path, rows: Iterable[Mapping[str, object]]) -> Pa
     return path
 
 
+def outside_reason(stimulus: str) -> str | None:
+    """Why a `stimulus` path is not a relative path inside the manifest's folder (None if it
+    is). Checked on the text, so a symlinked data folder inside it still works."""
+    text = stimulus.replace("\\", "/")
+    if text.startswith("/") or PureWindowsPath(stimulus).drive:
+        return "is an absolute path"
+    if posixpath.normpath(text).split("/")[0] == "..":
+        return "leads outside the manifest's folder"
+    return None
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def decode_frames(df: pd.DataFrame, path: str | Path, progress: bool = False) -> None:
+    """Decode every frame of every stimulus (a read manifest's `path` column): each must be a
+    PNG that decodes, and all frames of one item (every condition) must share one size and one
+    mode (channels and depth). A file with a recomputed hash but the wrong content fails here."""
+    import cv2
+    import numpy as np
+    from tqdm import tqdm
+
+    seen: dict[str, tuple[tuple[int, ...], str, str]] = {}
+    rows = list(enumerate(zip(df["item_id"], df["path"])))
+    for i, (item, stim) in tqdm(rows, desc="decoding", unit="trial", disable=not progress,
+                                leave=False):
+        at = where(path, i + 2, "stimulus")
+        for frame in stimulus_frames(Path(stim)):
+            data = frame.read_bytes()
+            if not data.startswith(PNG_SIGNATURE):
+                raise BadInput(f"{at}: {str(frame)!r} is not a PNG file")
+            img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+            if img is None:
+                raise BadInput(f"{at}: {str(frame)!r} does not decode as a PNG image")
+            size = img.shape[:2]
+            mode = f"{1 if img.ndim == 2 else img.shape[2]} channel(s) {img.dtype}"
+            first = seen.setdefault(item, (size, mode, frame.name))
+            if (size, mode) != first[:2]:
+                raise BadInput(f"{at}: {str(frame)!r} is {size[1]}x{size[0]} with {mode}, but "
+                               f"item {item!r} began with {first[0][1]}x{first[0][0]} with "
+                               f"{first[1]} ({first[2]}); all frames of an item must match")
+
+
 def read_manifest(path: str | Path, check_files: bool = True,
-                  check_hashes: bool = True) -> pd.DataFrame:
+                  check_hashes: bool = True, decode: bool = False) -> pd.DataFrame:
     """Read and validate a manifest. Adds `path` (absolute stimulus path) and `choice_list`.
 
     Beyond the schema: conflict rows must name both actions, every row's action must be among
-    its choices, stimuli must exist and (with check_hashes) match their sha256."""
+    its choices, stimuli must be relative paths inside the manifest's folder, exist and (with
+    check_hashes) match their sha256; with decode, every frame must decode (decode_frames)."""
     path = Path(path)
     df = read_csv(path, MANIFEST_SCHEMA)
     if df.empty:
@@ -125,6 +170,10 @@ def read_manifest(path: str | Path, check_files: bool = True,
             if row.body_action != row.action:
                 raise BadInput(f"{where(path, r, 'action')}: a conflict trial's action is its "
                                f"body_action {row.body_action!r}, got {row.action!r}")
+        outside = outside_reason(row.stimulus)
+        if outside:
+            raise BadInput(f"{where(path, r, 'stimulus')}: {row.stimulus!r} {outside}; a "
+                           f"stimulus is a path relative to the manifest, inside its folder")
         stim = root / row.stimulus
         if check_files:
             if not stim.exists():
@@ -140,6 +189,8 @@ def read_manifest(path: str | Path, check_files: bool = True,
         choice_lists.append(choices)
     df["path"] = paths
     df["choice_list"] = choice_lists
+    if decode and check_files:
+        decode_frames(df, path)
     return df
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import sys
 import threading
 import zlib
 from dataclasses import dataclass
@@ -380,12 +381,71 @@ def finalize(out_dir: str | Path, cfg: TrialSetConfig, run_config: object = None
             frame=body.frame, mask_fraction=body.mask_fraction, segmenter=body.segmenter,
             mask_iou=body.mask_iou, body_action=body.action, background_action=bg.action,
             background_item=bg_id))
+    counts = report_counts(out, items, rows, cfg)
     write_manifest(manifest_path, rows)
     _contact_sheet(out, items, cfg)
+    mask_sheet(out, items)
     write_run_record(out, run_config if run_config is not None else cfg, cfg.seed,
                      name="stimuli_run.json", n_items=len(items), n_trials=len(rows),
-                     actions=actions)
+                     actions=actions, trials_per_condition=counts)
     return manifest_path
+
+
+def report_counts(out: Path, items: pd.DataFrame, rows: list[dict],
+                  cfg: TrialSetConfig) -> dict[str, int]:
+    """Say how many trials each condition got, at the end of every build; a condition the user
+    asked for that came out empty is an error (conflict trials are asked for unless
+    --conflict-per-action is 0), so a run never silently produces none."""
+    counts = {c: sum(r["condition"] == c for r in rows) for c in CONDITIONS}
+    line = "trials per condition: " + ", ".join(f"{c} {counts[c]}" for c in CONDITIONS)
+    print(line)
+    if counts["conflict"] == 0 and cfg.conflict_per_action != 0:
+        test = sorted(set(items.action[items.split == "test"]))
+        raise BadInput(f"{out}: no conflict trials ({line}): they pair test-split items of two "
+                       f"different actions, and the test split has items of {len(test)} "
+                       f"action(s){' (' + ', '.join(test) + ')' if test else ''}; keep more "
+                       f"test videos (HAA500 indices 017-019) or pass --conflict-per-action 0")
+    empty = [c for c in CONDITIONS if counts[c] == 0]
+    if empty:
+        print(f"warning: no {' or '.join(empty)} trials in this set ({line})", file=sys.stderr)
+    return counts
+
+
+def mask_sheet(out: Path, items: pd.DataFrame, limit: int = 48, cell: int = 128,
+               columns: int = 8) -> Path:
+    """`masks_sheet.png`, for reviewing segmentation where no exact mask exists (real footage):
+    up to `limit` items (every action first, then by id), each its middle frame with the mask
+    used tinted red and outlined, and its mask fraction. The synthetic world has mask_iou."""
+    chosen = items.sort_values("item_id").groupby("action", sort=True).head(
+        max(1, limit // max(1, items.action.nunique())))
+    chosen = chosen.head(limit)
+    tiles = []
+    for it in chosen.itertuples(index=False):
+        n = int(it.n_frames)
+        frames = _read_frames(out / _stim_path("original", it.item_id, n))
+        masks = _read_frames(out / _stim_path("masks", it.item_id, n).relative_to("stimuli"),
+                             gray=True) > 127
+        img, mask = frames[len(frames) // 2], masks[len(masks) // 2]
+        tinted = img.copy()
+        tinted[mask] = (0.55 * img[mask] + 0.45 * np.array([255, 0, 0])).astype(np.uint8)
+        h, w = img.shape[:2]
+        s = cell / max(h, w)
+        size = (max(1, round(w * s)), max(1, round(h * s)))
+        small = cv2.resize(tinted, size, interpolation=cv2.INTER_AREA)
+        edge = cv2.resize(mask.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST)
+        contours, _ = cv2.findContours(edge, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+        cv2.drawContours(small, contours, -1, (255, 255, 0), 1)
+        tile = np.full((cell + 14, cell, 3), 255, np.uint8)
+        tile[:small.shape[0], :small.shape[1]] = small
+        cv2.putText(tile, f"{it.item_id[:22]} {100 * float(it.mask_fraction):.0f}%",
+                    (2, cell + 10), cv2.FONT_HERSHEY_SIMPLEX, 0.3, (0, 0, 0), 1, cv2.LINE_AA)
+        tiles.append(tile)
+    blank = np.full((cell + 14, cell, 3), 255, np.uint8)
+    tiles += [blank] * (-len(tiles) % columns)
+    rows = [np.concatenate(tiles[k:k + columns], axis=1) for k in range(0, len(tiles), columns)]
+    path = out / "masks_sheet.png"
+    cv2.imwrite(str(path), np.concatenate(rows, axis=0)[..., ::-1])
+    return path
 
 
 def _contact_sheet(out: Path, items: pd.DataFrame, cfg: TrialSetConfig, cell: int = 128) -> Path:

@@ -9,12 +9,19 @@ than stopping a run over thousands of files."""
 from __future__ import annotations
 
 import math
+import os
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
-import numpy as np
+# FFmpeg writes what it thinks of a broken file ("moov atom not found", "header damaged") straight
+# to stderr, once per attempt; a broken video is reported once, in rejected.csv, instead. OpenCV
+# reads this level when it first opens a video, so it is set on import (a user's value wins).
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")   # AV_LOG_QUIET
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
 
 from bodyscene.errors import BadInput
 
@@ -119,10 +126,27 @@ class VideoError(Exception):
     """A video that cannot be used; the message is the reason written to rejected.csv."""
 
 
+@contextmanager
+def _quiet_opencv():
+    """OpenCV's own "[ERROR] ... Failed to initialize VideoCapture" lines, off while opening."""
+    log = cv2.utils.logging
+    level = log.getLogLevel()
+    log.setLogLevel(log.LOG_LEVEL_SILENT)
+    try:
+        yield
+    finally:
+        log.setLogLevel(level)
+
+
+def _open(path: Path) -> cv2.VideoCapture:
+    with _quiet_opencv():
+        return cv2.VideoCapture(str(path))
+
+
 def read_windows(video: Video, samples: int, window: int = 1) -> Clip:
     """Decode `samples` evenly spaced windows of `window` frames (RGB). Raises VideoError with a
     reason for an unreadable, empty or too short video."""
-    cap = cv2.VideoCapture(str(video.path))
+    cap = _open(video.path)
     try:
         if not cap.isOpened():
             raise VideoError("unreadable video: OpenCV cannot open it")
@@ -161,7 +185,7 @@ def _decode(path: Path, starts: list[int],
     wanted = {s + t for s in starts for t in range(window)}
     last = max(wanted) if wanted else -1
     got: dict[int, np.ndarray] = {}
-    cap = cv2.VideoCapture(str(path))
+    cap = _open(path)
     i = 0
     try:
         while i <= last:

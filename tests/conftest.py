@@ -41,7 +41,7 @@ def write_toy_manifest(root: Path, actions=("clap", "kick", "wave"), items_per_s
                 y0 = 2 + (a_idx * 3) % (size - 6)
                 for t in range(clip_frames):
                     mask[t, y0:y0 + 4, 2 + t % 3:6 + t % 3] = True
-                body = np.where(mask[..., None], np.uint8(255), np.uint8(0))
+                body = np.where(mask[..., None], np.uint8(255), np.zeros(3, np.uint8))  # RGB
                 original = np.where(mask[..., None], body, bg)
                 made[(split, action, n)] = (body, mask, bg)
                 versions = {"original": original, "body": body, "background": bg}

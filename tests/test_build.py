@@ -20,7 +20,7 @@ from bodyscene.stimuli.build import (
     parse_shard,
 )
 from bodyscene.stimuli.manifest import read_manifest
-from bodyscene.stimuli.segment import People
+from bodyscene.stimuli.segmenters import People
 from bodyscene.stimuli.trialset import TrialSetConfig
 from bodyscene.stimuli.video import Video, discover_videos, read_windows, window_starts
 
@@ -98,7 +98,7 @@ def haa500(root: Path, extra=None) -> Path:
 
 def cfg_for(videos: Path, out: Path, **kw) -> BuildConfig:
     trials = kw.pop("trials", TrialSetConfig(contact_sheet_items=2))
-    return BuildConfig(videos=str(videos), weights="stub", out=str(out),
+    return BuildConfig(videos=str(videos), out=str(out),
                        samples_per_video=kw.pop("samples_per_video", 2), workers=2, trials=trials,
                        **kw)
 
@@ -166,7 +166,9 @@ def test_build_haa500_end_to_end(tmp_path, capsys):
     assert (tmp_path / "out" / "contact_sheet.png").is_file()
     record = json.loads((tmp_path / "out" / "build.shard-0-of-1.json").read_text())
     assert record["config"]["policy"] == "single" and record["segmenter"] == "red-threshold"
-    assert "20 items from 10 videos; 0 rejection(s)" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "20 items from 10 videos (10 kept); 0 rejection(s)" in printed
+    assert "trials per condition: original 20, body 20, background 20, conflict 8" in printed
     with pytest.raises(BadInput, match="nothing is overwritten"):
         build(cfg_for(videos, tmp_path / "out"), segmenter=RedSegmenter())
 
@@ -279,7 +281,7 @@ def test_bad_options():
         with pytest.raises(BadInput, match="--shard"):
             parse_shard(text)
     with pytest.raises(BadInput, match="--policy"):
-        BuildConfig(videos=".", weights="x", out=".", policy="all").check()
+        BuildConfig(videos=".", out=".", policy="all").check()
 
 
 def test_cli_missing_weights_is_one_line(tmp_path, capsys):
@@ -317,7 +319,7 @@ def test_untrained_yolo_from_yaml_runs_offline(tmp_path, monkeypatch):
     network access (sockets are cut) and without fetching weights into the working folder."""
     pytest.importorskip("ultralytics")
     import torch
-    from bodyscene.stimuli.segment import YoloSegmenter
+    from bodyscene.stimuli.segmenters.yolo import YoloSegmenter
 
     def no_network(*args, **kwargs):
         raise AssertionError("network access attempted")
@@ -333,7 +335,8 @@ def test_untrained_yolo_from_yaml_runs_offline(tmp_path, monkeypatch):
         found = seg.segment(frames)
     finally:
         torch.set_num_threads(threads)
-    assert seg.name == "yolov8n-seg.yaml" and len(found) == 3
+    assert seg.name == "yolo" and seg.settings["weights"] == "yolov8n-seg.yaml"
+    assert len(found) == 3
     for p in found:
         assert p.masks.dtype == bool and p.masks.shape[1:] == (H, W)
         assert len(p.scores) == len(p.masks)
@@ -353,3 +356,135 @@ def test_a_failing_segmenter_stops_the_run_and_the_reader(tmp_path):
     assert not any(t.name == "bodyscene-video-reader" and t.is_alive()
                    for t in threading.enumerate())
     assert not (tmp_path / "out" / "trials.csv").exists()
+
+
+# --- behaviours found on real footage ----------------------------------------------------------
+
+def _square(mask_shape, y, x, side):
+    m = np.zeros(mask_shape, bool)
+    m[y:y + side, x:x + side] = True
+    return m
+
+
+def test_stray_pieces_are_dropped_before_people_are_counted(tmp_path):
+    """A blob under 2% of the person (a piece of the same mask, or a mask of its own) is not a
+    person: the single policy keeps the video, and the composed mask has no floating patch."""
+    from bodyscene.stimuli.segmenters import clean_people
+    from bodyscene.stimuli.video import Clip
+
+    shape = (H, W)
+    person = _square(shape, 10, 10, 20)                       # 400 px
+    blob = _square(shape, 40, 55, 2)                          # 4 px = 1% of the person
+    big_blob = _square(shape, 40, 50, 4)                      # 16 px = 4%: kept
+    one_mask = People((person | blob)[None], np.ones(1, np.float32))
+    two_masks = People(np.stack([person, blob]), np.ones(2, np.float32))
+    assert len(clean_people(two_masks)) == 1
+    assert (clean_people(one_mask).masks[0] == person).all()
+    assert (clean_people(People((person | big_blob)[None], np.ones(1))).masks[0]
+            == (person | big_blob)).all()
+    assert len(clean_people(two_masks, min_part=0.0)) == 2   # --min-part 0: as the segmenter said
+    video = Video(tmp_path / "a_000.mp4", "a_000.mp4", "a", 0, "train")
+    frames = np.zeros((1, H, W, 3), np.uint8)
+    clip = Clip(video, 8.0, 4, [(0, frames), (2, frames)])
+    items, rejected = choose_masks(clip, [[two_masks], [one_mask]], "single", 0.005, "seg")
+    assert rejected == [] and len(items) == 2
+    assert all((it.masks[0] == person).all() for it in items)
+    items, rejected = choose_masks(clip, [[two_masks], [one_mask]], "single", 0.005, "seg",
+                                   min_part=0.0)
+    assert items == [] and "2 people detected" in rejected[0].reason
+
+
+def test_counts_per_condition_and_an_empty_condition_is_an_error(tmp_path, capsys):
+    """Without test videos there can be no conflict trials: that is an error naming the counts
+    (and the failed run leaves nothing behind), unless conflict trials were not asked for."""
+    videos = tmp_path / "haa"
+    for a_idx, action in enumerate(ACTIONS):
+        for k in (0, 1, 16):
+            write_video(videos / "video" / action / f"{action}_{k:03d}.mp4",
+                        _frames(people=((6 + 16 * a_idx, 4, 16, 12),), seed=k))
+    out = tmp_path / "out"
+    with pytest.raises(BadInput, match="no conflict trials .*conflict 0.*test split has items "
+                                       "of 0 action"):
+        build(cfg_for(videos, out), segmenter=RedSegmenter())
+    assert not out.exists()
+    build(cfg_for(videos, out, trials=TrialSetConfig(conflict_per_action=0,
+                                                      contact_sheet_items=1)),
+          segmenter=RedSegmenter())
+    captured = capsys.readouterr()
+    assert "trials per condition: original 12, body 12, background 12, conflict 0" in captured.out
+    assert "warning: no conflict trials" in captured.err
+
+
+def test_a_failed_build_removes_what_it_wrote(tmp_path):
+    class Nobody(RedSegmenter):
+        def segment(self, frames):
+            return [People.none(*f.shape[:2]) for f in frames]
+
+    videos = haa500(tmp_path / "haa")
+    out = tmp_path / "out"
+    with pytest.raises(BadInput, match="no items were kept.*no person detected: 20.*removed"):
+        build(cfg_for(videos, out), segmenter=Nobody())
+    assert not out.exists()
+    keep = tmp_path / "mine"                         # a folder that held something before
+    keep.mkdir()
+    (keep / "notes.txt").write_text("mine")
+    with pytest.raises(BadInput, match="no items were kept"):
+        build(cfg_for(videos, keep), segmenter=Nobody())
+    assert [p.name for p in keep.iterdir()] == ["notes.txt"]
+    build(cfg_for(videos, out), segmenter=RedSegmenter())            # the rerun just works
+    with pytest.raises(BadInput, match=f"delete the folder {out}"):
+        build(cfg_for(videos, out), segmenter=RedSegmenter())
+    # a shard removes only its own files: others may be writing into the same folder
+    shared = tmp_path / "shared"
+    build(cfg_for(videos, shared, shard=(0, 2)), segmenter=RedSegmenter())
+    before = sorted(p.name for p in shared.iterdir())
+    with pytest.raises(RuntimeError, match="exploded"):
+        class Broken(RedSegmenter):
+            def segment(self, frames):
+                raise RuntimeError("segmenter exploded")
+        build(cfg_for(videos, shared, shard=(1, 2)), segmenter=Broken())
+    assert sorted(p.name for p in shared.iterdir()) == before
+
+
+def exploding_segmenter(**options):
+    """A `module:factory` segmenter that must never be reached (see the --out checks)."""
+    raise AssertionError("the segmenter was loaded before --out was checked")
+
+
+@pytest.mark.parametrize("case", ["file", "under-file", "unwritable"])
+def test_unusable_out_is_one_line_before_the_model_loads(tmp_path, capsys, case):
+    from bodyscene.cli import main
+
+    videos = haa500(tmp_path / "haa")
+    (tmp_path / "taken").write_text("x")
+    out = {"file": tmp_path / "taken", "under-file": tmp_path / "taken" / "out",
+           "unwritable": Path("/proc/bodyscene-out")}[case]
+    if case == "unwritable" and not Path("/proc/self").exists():
+        pytest.skip("needs Linux's /proc as a place nobody can write")
+    code = main(["stimuli", "build", "--videos", str(videos), "--out", str(out),
+                 "--segmenter", "test_build:exploding_segmenter"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "--out" in err, err
+
+
+def test_broken_files_are_reported_once_and_ffmpeg_stays_quiet(tmp_path):
+    """FFmpeg's own complaints ('moov atom not found') do not reach stderr; the file is in
+    rejected.csv once and named in the summary."""
+    import os
+    import subprocess
+    import sys
+
+    videos = haa500(tmp_path / "haa")
+    good = (videos / "video" / "wave" / "wave_000.mp4").read_bytes()
+    (videos / "video" / "wave" / "wave_005.mp4").write_bytes(good[:len(good) // 2])
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).parent))
+    env.pop("OPENCV_FFMPEG_LOGLEVEL", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "bodyscene.cli", "stimuli", "build", "--videos", str(videos),
+         "--out", str(tmp_path / "out"), "--segmenter", "test_build:RedSegmenter", "--quiet"],
+        capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "moov" not in done.stderr and "ERROR" not in done.stderr, done.stderr
+    rej = read_csv(tmp_path / "out" / "rejected.csv", REJECTED_SCHEMA)
+    assert list(rej.video) == ["wave/wave_005.mp4"]
+    assert "1 unreadable video(s): wave/wave_005.mp4" in done.stdout

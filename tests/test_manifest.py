@@ -98,3 +98,62 @@ def test_cli_reports_one_line(toy_manifest, capsys):
     code = main(["stimuli", "validate", str(toy_manifest)])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "missing column" in err[0]
+
+
+@pytest.mark.parametrize("stimulus,message", [("../../etc/passwd", "leads outside"),
+                                              ("stimuli/../../x.png", "leads outside"),
+                                              ("/etc/passwd", "absolute path"),
+                                              ("C:\\data\\x.png", "absolute path")])
+def test_a_stimulus_outside_the_manifest_folder_is_refused(toy_manifest, tmp_path, stimulus,
+                                                           message):
+    """Even with the file's real sha256, a path leaving the manifest's folder is refused, by
+    validation and by every reader (no file outside is read)."""
+    import hashlib
+
+    outside = tmp_path / "secret.png"
+    outside.write_bytes(b"not yours")
+
+    def edit(rows, fields):
+        rows[0]["stimulus"] = stimulus
+        rows[0]["sha256"] = hashlib.sha256(outside.read_bytes()).hexdigest()
+    _rewrite(toy_manifest, edit)
+    for kwargs in ({}, {"check_files": False}):
+        with pytest.raises(BadInput, match=f"row 2, column 'stimulus': .*{message}"):
+            read_manifest(toy_manifest, **kwargs)
+
+
+def _swap_frame(toy_manifest, data: bytes):
+    """Replace the first stimulus with `data` and write its recomputed hash."""
+    import hashlib
+
+    df = read_manifest(toy_manifest)
+    df.path.iloc[0].write_bytes(data)
+
+    def edit(rows, fields):
+        rows[0]["sha256"] = hashlib.sha256(data).hexdigest()
+    _rewrite(toy_manifest, edit)
+
+
+def test_validate_decodes_every_frame(toy_manifest, capsys):
+    import cv2
+    import numpy as np
+
+    from bodyscene.cli import main
+
+    assert main(["stimuli", "validate", str(toy_manifest)]) == 0
+    img = cv2.imread(str(read_manifest(toy_manifest).path.iloc[0]))
+    _swap_frame(toy_manifest, cv2.imencode(".jpg", img)[1].tobytes())
+    read_manifest(toy_manifest)                   # the hash alone is satisfied
+    with pytest.raises(BadInput, match="row 2, column 'stimulus': .* is not a PNG"):
+        read_manifest(toy_manifest, decode=True)
+    capsys.readouterr()
+    assert main(["stimuli", "validate", str(toy_manifest)]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+    assert main(["stimuli", "validate", "--no-decode", str(toy_manifest)]) == 0
+    _swap_frame(toy_manifest, b"\x89PNG\r\n\x1a\n" + b"garbage" * 10)
+    with pytest.raises(BadInput, match="does not decode"):
+        read_manifest(toy_manifest, decode=True)
+    bigger = np.zeros((img.shape[0] + 2, img.shape[1], 3), np.uint8)
+    _swap_frame(toy_manifest, cv2.imencode(".png", bigger)[1].tobytes())
+    with pytest.raises(BadInput, match="all frames of an item must match"):
+        read_manifest(toy_manifest, decode=True)

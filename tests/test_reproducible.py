@@ -14,11 +14,16 @@ MANIFEST_SHA256 = "77a85d97b70507e65d92fe1e0a8bd91d0472acd8dd7c2b229f664f1b030eb
 TREE_SHA256 = "e642d9847a0c5a8467dcc4934c8dd4749d034fde861c5b0147257fe89cdf7093"
 
 
+# files added since the recording that hold no stimulus (a review picture of the masks)
+ADDED_SINCE = {"masks_sheet.png"}
+
+
 def tree_hash(root: Path) -> str:
     """sha256 over (relative path, file sha256) of every file but the JSON run records, which
-    hold times and versions."""
+    hold times and versions, and the files ADDED_SINCE the hashes were recorded."""
     h = hashlib.sha256()
-    for p in sorted(q for q in root.rglob("*") if q.is_file() and q.suffix != ".json"):
+    for p in sorted(q for q in root.rglob("*") if q.is_file() and q.suffix != ".json"
+                    and q.relative_to(root).as_posix() not in ADDED_SINCE):
         h.update(p.relative_to(root).as_posix().encode())
         h.update(hashlib.sha256(p.read_bytes()).digest())
     return h.hexdigest()

@@ -1,50 +1,21 @@
-"""Person segmenters: frames in, one list of person masks (at full frame resolution) per frame out.
-
-The build pipeline only needs the `Segmenter` protocol, so tests and benchmarks can drive it with
-a stand-in; `YoloSegmenter` is the real one, Ultralytics YOLO segmentation from a local weights
-file (the paper used yolov8x-seg). Ultralytics is imported lazily and in offline mode so nothing
-is downloaded or reported home."""
+"""`--segmenter yolo`: Ultralytics YOLO segmentation from a local weights file, the paper's choice
+(yolov8x-seg). Ultralytics is imported lazily and in offline mode, so nothing is downloaded or
+reported home."""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import Sequence
 
 import cv2
 import numpy as np
 
 from bodyscene.errors import BadInput
 
+from . import People, register_segmenter
+
 PERSON = 0   # COCO class id of 'person'
-
-
-@dataclass
-class People:
-    """The people found on one frame: masks (N, H, W) bool and detection scores (N,)."""
-
-    masks: np.ndarray
-    scores: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.masks)
-
-    @classmethod
-    def none(cls, height: int, width: int) -> "People":
-        return cls(np.zeros((0, height, width), bool), np.zeros(0, np.float32))
-
-
-class Segmenter(Protocol):
-    """Anything that finds people. `name` is recorded in the manifest's `segmenter` column;
-    `batch` is how many frames it wants at once (the pipeline gathers that many)."""
-
-    name: str
-    batch: int
-
-    def segment(self, frames: Sequence[np.ndarray]) -> list[People]:
-        """Frames are (H, W, 3) uint8 RGB; masks come back at each frame's own size."""
-        ...
 
 
 def _import_ultralytics():
@@ -55,6 +26,17 @@ def _import_ultralytics():
     if settings.get("sync", False):
         settings.update({"sync": False})
     return YOLO
+
+
+@register_segmenter("yolo")
+def make_yolo(weights: str | None = None, image_size: int = 640, conf: float = 0.25,
+              batch_size: int = 1, device: str | None = None) -> YoloSegmenter:
+    """The factory behind `--segmenter yolo`: `--weights` is required."""
+    if weights is None:
+        raise BadInput("--segmenter yolo needs --weights: a local Ultralytics segmentation "
+                       "checkpoint such as yolov8x-seg.pt (the paper's; nothing is fetched at "
+                       "run time), or use --segmenter mediapipe, which needs no weights file")
+    return YoloSegmenter(weights, imgsz=image_size, conf=conf, batch=batch_size, device=device)
 
 
 class YoloSegmenter:
@@ -72,8 +54,12 @@ class YoloSegmenter:
             raise BadInput(f"--weights {weights}: weights file not found (download a YOLO "
                            f"segmentation model such as yolov8x-seg.pt once and pass its path; "
                            f"nothing is fetched at run time)")
+        if not 0.0 < conf < 1.0:
+            raise BadInput(f"--conf: a detection threshold in (0, 1), got {conf}")
+        if imgsz < 32:
+            raise BadInput(f"--image-size: at least 32 pixels, got {imgsz}")
         if batch < 1:
-            raise BadInput(f"--batch: at least 1, got {batch}")
+            raise BadInput(f"--batch-size: at least 1, got {batch}")
         YOLO = _import_ultralytics()
         try:
             self.model = YOLO(weights)
@@ -83,7 +69,8 @@ class YoloSegmenter:
         if getattr(self.model, "task", "segment") != "segment":
             raise BadInput(f"--weights {weights}: a {self.model.task} model, expected a "
                            f"segmentation model (e.g. yolov8x-seg.pt)")
-        self.name = Path(weights).name
+        self.name = "yolo"
+        self.settings = {"weights": Path(weights).name, "conf": conf, "image_size": imgsz}
         self.imgsz, self.conf, self.batch, self.device = imgsz, conf, batch, device
 
     def segment(self, frames: Sequence[np.ndarray]) -> list[People]:

@@ -1,0 +1,117 @@
+"""Segmenters are plugins: names, `module:factory`, options a backend does not take, and the
+manifest/run-record description of the backend that ran. The offline backend on real pixels is
+tested in test_real_photos.py."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from bodyscene.stimuli.segmenters import (
+    People,
+    create_segmenter,
+    describe,
+    list_segmenters,
+)
+
+from bodyscene.errors import BadInput
+
+
+class Centre:
+    """A plugin segmenter: the middle quarter of every frame is a person."""
+
+    name = "centre"
+    batch = 2
+
+    def __init__(self, margin: float = 0.25):
+        self.settings = {"margin": margin}
+        self.margin = margin
+
+    def segment(self, frames):
+        out = []
+        for f in frames:
+            h, w = f.shape[:2]
+            m = np.zeros((1, h, w), bool)
+            m[0, int(h * self.margin):int(h * (1 - self.margin)),
+              int(w * self.margin):int(w * (1 - self.margin))] = True
+            out.append(People(m, np.ones(1, np.float32)))
+        return out
+
+
+def make_centre(margin: float = 0.25):
+    return Centre(margin)
+
+
+def test_built_ins_and_a_plugin_by_module_and_factory():
+    assert {"yolo", "mediapipe"} <= set(list_segmenters())
+    seg = create_segmenter("test_segmenters:make_centre", margin=0.1, conf=None)
+    assert seg.name == "centre" and describe(seg) == "centre(margin=0.1)"
+    (people,) = seg.segment([np.zeros((10, 20, 3), np.uint8)])
+    assert people.masks.shape == (1, 10, 20) and people.masks[0, 5, 10]
+
+
+@pytest.mark.parametrize("name,options,message", [
+    ("nothing-like-it", {}, "unknown; known segmenters are mediapipe, yolo"),
+    ("test_segmenters:missing", {}, "has no 'missing'"),
+    ("no_such_module_x:f", {}, "cannot import module"),
+    ("test_segmenters:make_centre", {"image_size": 640}, "does not take --image-size"),
+    ("yolo", {}, "needs --weights"),
+    ("mediapipe", {"image_size": 640}, "does not take --image-size"),
+    ("mediapipe", {"batch_size": 8}, "one frame at a time"),
+    ("test_segmenters:Centre.settings", {}, "is not callable|has no"),
+])
+def test_bad_choices_are_one_line(name, options, message):
+    with pytest.raises(BadInput, match=message):
+        create_segmenter(name, **options)
+
+
+def test_mediapipe_without_its_models_says_how_to_get_them(tmp_path):
+    pytest.importorskip("ai_edge_litert", reason="pip install -e '.[realseg]'")
+    with pytest.raises(BadInput, match="fetch-segmenter"):
+        create_segmenter("mediapipe", weights=str(tmp_path))
+    (tmp_path / "pose_detection.tflite").write_bytes(b"x")
+    (tmp_path / "pose_landmark_full.tflite").write_bytes(b"x")
+    (tmp_path / "selfie_segmentation.tflite").write_bytes(b"x")
+    with pytest.raises(BadInput, match="sha256 differs"):
+        create_segmenter("mediapipe", weights=str(tmp_path))
+
+
+def test_fetch_from_a_wheel_checks_hashes(tmp_path):
+    """The install-time step on a wheel made here: a file with other bytes is refused."""
+    import zipfile
+
+    from bodyscene.stimuli.segmenters.mediapipe_tflite import (
+        MODEL_FILES,
+        extract_models,
+    )
+
+    wheel = tmp_path / "mediapipe-0.10.21-cp311-cp311-linux_x86_64.whl"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        for inner, _ in MODEL_FILES.values():
+            zf.writestr(inner, b"not the model")
+    with pytest.raises(BadInput, match="sha256 differs"):
+        extract_models(wheel, tmp_path / "models")
+    assert not (tmp_path / "models").exists()
+    with pytest.raises(BadInput, match="not a readable wheel"):
+        extract_models(tmp_path / "missing.whl", tmp_path / "models")
+
+
+def test_build_records_the_segmenter_that_ran(tmp_path):
+    """The run record and the manifest hold the plugin's name and settings, not YOLO's."""
+    import json
+
+    from bodyscene.stimuli.manifest import read_manifest
+    from test_build import haa500
+
+    from bodyscene.cli import main
+
+    videos = haa500(tmp_path / "haa")
+    out = tmp_path / "out"
+    code = main(["stimuli", "build", "--videos", str(videos), "--out", str(out), "--quiet",
+                 "--segmenter", "test_segmenters:make_centre", "--segmenter-option",
+                 "margin=0.3", "--samples-per-video", "1", "--min-mask", "0.01"])
+    assert code == 0
+    df = read_manifest(out / "trials.csv")
+    assert set(df.segmenter) == {"centre(margin=0.3)"}
+    config = json.loads((out / "build.shard-0-of-1.json").read_text())["config"]
+    assert config["segmenter"] == "centre" and config["segmenter_options"] == {"margin": 0.3}
+    assert not {"weights", "conf", "image_size"} & set(config)
