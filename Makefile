@@ -18,8 +18,9 @@ install: venv
 	$(PIP) install -e .
 
 install-test: venv
-	$(PIP) install -e ".[dev,experiment]"
+	$(PIP) install -e ".[dev,experiment,web]"
 	bash scripts/install-display.sh
+	bash scripts/install-web.sh
 
 demo: install
 	$(VENV)/bin/bodyscene demo --out results/demo
