@@ -85,11 +85,11 @@ class Store:
 
     def peek(self, participant: str, session: int) -> dict[str, int]:
         """The trials stored so far (trial_id -> order) without creating a file."""
-        with self._lock:
-            if (participant, session) in self._files:
-                return dict(self._files[(participant, session)].done)
-        path = responses_path(self.data_dir, participant, session)
-        return stored_trials(path) if path.exists() else {}
+        if not responses_path(self.data_dir, participant, session).exists():
+            return {}
+        f = self.get(participant, session)  # opening it repairs a torn tail
+        with f.lock:
+            return dict(f.done)
 
     def close(self) -> None:
         with self._lock:
