@@ -117,7 +117,7 @@ class BodysceneTrialPlugin {
                   ...imgs.map((el, i) => ({ el, n: trial.holds[i], stim: true }))];
     const intended = trial.holds.reduce((a, b) => a + b, 0);
     const stamps = [];              // every rAF timestamp from the stimulus onset on
-    let cur = 0, req = null, onsetPending = false, onset = null, offset = null, labelsReq = null;
+    let cur = 0, count = 0, onsetPending = false, onset = null, offset = null;
     let raf = 0, listener = null, finished = false, hidden = document.hidden;
     const onVis = () => { if (document.hidden) hidden = true; };
     document.addEventListener("visibilitychange", onVis);
@@ -125,30 +125,35 @@ class BodysceneTrialPlugin {
 
     const step = (ts) => {
       if (finished) return;
-      if (req === null) req = ts;                       // the blank starts now
       if (onsetPending) {                                // the change asked for last frame is up
         onsetPending = false;
-        if (cur === segs.length) { offset = ts; stamps.push(ts); return; } // choices up: stop
-        if (segs[cur].stim && onset === null) onset = ts;
-      }
-      if (onset !== null) stamps.push(ts);
-      if (ts - req >= (segs[cur].n - 0.5) * F) {        // this segment has had its refreshes
-        show(segs[cur].el, false);
-        cur += 1;
-        req = ts;
-        onsetPending = true;
-        if (cur < segs.length) show(segs[cur].el, true);
-        else {
-          show(resp, true);
-          labelsReq = ts;
-          // listen from now on only: earlier presses answer nothing
+        count = 0;
+        if (cur === segs.length) {                       // the choices are up: listen
+          offset = ts;
+          stamps.push(ts);
+          resp.dataset.up = "1";
+          // from now on only: a key pressed before the choices were on screen answers nothing
           listener = this.jsPsych.pluginAPI.getKeyboardResponse({
             callback_function: (info) => answer(parseInt(info.key, 10) - 1),
             rt_method: "performance", persist: false, allow_held_key: false,
             valid_responses: Array.from({ length: k }, (_, i) => String(i + 1)),
           });
           resp.querySelectorAll(".bs-choice").forEach((el, i) => el.addEventListener("click", () => answer(i)));
+          return;                                        // nothing more to draw
         }
+        if (segs[cur].stim && onset === null) onset = ts;
+      }
+      count += 1;                                        // frames this segment has been up
+      if (onset !== null) stamps.push(ts);
+      // As the lab runner holds n flips: leave after the segment's n-th frame (a change made
+      // now shows from the next frame). A frame the browser skips makes it longer, never
+      // shorter, and is counted in dropped_frames.
+      if (count >= segs[cur].n) {
+        show(segs[cur].el, false);
+        cur += 1;
+        onsetPending = true;
+        if (cur < segs.length) show(segs[cur].el, true);
+        else show(resp, true);
       }
       raf = requestAnimationFrame(step);
     };
@@ -160,7 +165,7 @@ class BodysceneTrialPlugin {
       this.jsPsych.pluginAPI.cancelKeyboardResponse(listener);
       cancelAnimationFrame(raf);
       document.removeEventListener("visibilitychange", onVis);
-      const off = offset ?? labelsReq;
+      const off = offset;
       const shown = stamps.filter((t) => t < off);
       const intervals = stamps.filter((t) => t <= off).slice(1).map((t, i) => +(t - stamps[i]).toFixed(3));
       const duration = off - onset;
