@@ -7,6 +7,7 @@ web extra is missing."""
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 
@@ -134,3 +135,27 @@ def test_counter_assigns_a_participant_and_keeps_it_across_reloads(study, browse
         assert rec["window_px"] == "800x600"
     finally:
         server.stop()
+
+
+def test_data_of_a_plain_jspsych_experiment_imports(study, browser, tmp_path):
+    """jsPsych's own CSV, from its own image-keyboard-response plugin, made live."""
+    import pandas as pd
+
+    from bodyscene.human_study.importers import import_responses
+    from bodyscene.human_study.web.export import npm_modules
+
+    _, _, root = study
+    manifest = root / "toy" / "trials.csv"
+    rows = pd.read_csv(manifest).query("split == 'test'").head(3)
+    trials = [{"image": r.stimulus, "choices": r.choices.split(";")} for r in rows.itertuples()]
+    folder = tmp_path / "jspsych"
+    shutil.copytree(root / "toy" / "stimuli", folder / "stimuli")
+    csv = wb.jspsych_data_file(browser, npm_modules(), folder, trials, ["2", "1", "3"])
+    (folder / "data.csv").write_text(csv)
+    import_responses(folder / "data.csv", "jspsych", manifest, tmp_path / "resp")
+    df = read_responses(tmp_path / "resp" / "S01_s1_import-jspsych.csv")
+    assert df["trial_id"].tolist() == rows["trial_id"].tolist()
+    assert df["response"].tolist() == [t["choices"][int(k) - 1]
+                                       for t, k in zip(trials, ["2", "1", "3"])]
+    assert df["correct"].tolist() == [a == b for a, b in zip(df["response"], rows["action"])]
+    assert (df["rt_s"] > 0).all()

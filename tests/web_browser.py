@@ -5,6 +5,7 @@ and drive the exported page with key presses as a participant would."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shutil
 import signal
@@ -128,3 +129,47 @@ def drive(page, until, key_for=lambda s: str(1 + s["order"] % s["k"]), timeout: 
             answered = s["order"]
         else:
             page.wait_for_timeout(15)
+
+
+JSPSYCH_PAGE = """<!doctype html><html><head><meta charset="utf-8">
+<link rel="stylesheet" href="{vendor}/jspsych.css">
+<script src="{vendor}/jspsych.js"></script>
+<script src="{vendor}/plugin-html-keyboard-response.js"></script>
+<script src="{vendor}/plugin-image-keyboard-response.js"></script>
+</head><body></body><script>
+// A plain jsPsych experiment as a lab would write it: a welcome screen, then per trial a
+// fixation and an image answered with number keys; the choice order is added to the data.
+const jsPsych = initJsPsych();
+jsPsych.data.addProperties({{subject_id: "S01", study: "toy"}});
+const trials = {trials};
+const timeline = [{{type: jsPsychHtmlKeyboardResponse, stimulus: "<p>Welcome. Press space.</p>", choices: [" "]}}];
+for (const t of trials) {{
+  timeline.push({{type: jsPsychHtmlKeyboardResponse, stimulus: "+", choices: "NO_KEYS", trial_duration: 50}});
+  timeline.push({{type: jsPsychImageKeyboardResponse, stimulus: t.image, choices: t.choices.map((c, i) => String(i + 1)),
+                 prompt: t.choices.map((c, i) => `${{i + 1}} ${{c}}`).join(" "), data: {{choice_order: t.choices.join(";")}}}});
+}}
+jsPsych.run(timeline).then(() => {{ window.__csv = jsPsych.data.get().csv(); }});
+</script></html>"""
+
+
+def jspsych_data_file(browser, modules: Path, folder: Path, trials: list[dict], keys: list[str]) -> str:
+    """Run a plain jsPsych experiment (the npm package's own image-keyboard-response plugin)
+    from folder/experiment.html, press `keys` (space first), and return jsPsych's own CSV."""
+    from bodyscene.human_study.web.export import vendor
+
+    vendor(modules, folder / "vendor")
+    page_path = folder / "experiment.html"
+    page_path.write_text(JSPSYCH_PAGE.format(vendor="vendor", trials=json.dumps(trials)))
+    page = browser.new_page()
+    page.goto(page_path.as_uri())
+    page.wait_for_selector("text=Welcome")
+    page.keyboard.press(" ")
+    for key in keys:
+        page.wait_for_selector("#jspsych-image-keyboard-response-stimulus")
+        page.wait_for_timeout(30)
+        page.keyboard.press(key)
+        page.wait_for_timeout(80)
+    page.wait_for_function("window.__csv !== undefined")
+    csv = page.evaluate("window.__csv")
+    page.close()
+    return csv

@@ -32,8 +32,8 @@ SITE_TEMPLATE = HERE / "site"
 VENDOR_FILES = {
     "jspsych": {"dist/index.browser.min.js": "jspsych.js", "css/jspsych.css": "jspsych.css"},
     **{f"@jspsych/plugin-{p}": {"dist/index.browser.min.js": f"plugin-{p}.js"}
-       for p in ("preload", "html-keyboard-response", "instructions", "survey-text",
-                 "fullscreen", "browser-check")},
+       for p in ("preload", "html-keyboard-response", "image-keyboard-response", "instructions",
+                 "survey-text", "fullscreen", "browser-check")},
 }
 
 
