@@ -16,7 +16,7 @@ from bodyscene.human_study.plan import PlanConfig, make_plan, read_plan
 from bodyscene.human_study.responses import read_responses
 from conftest import write_toy_manifest
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 LAB = {"timing": {"fixation_s": 0.1, "iti_s": 0.05, "feedback_s": 0.1}}
 

@@ -43,6 +43,7 @@ class WebTexts:
     `{participant}` and `{code}` are filled in."""
 
     participant_prompt: str = "Please enter your participant ID."
+    end: str = "Thank you! The session is complete."   # replaces the lab's (no key to close)
     unknown_participant: str = "There is no participant {participant} in this study."
     loading: str = "Loading the pictures..."
     load_failed: str = "The pictures could not be loaded. Please reload the page."
