@@ -159,3 +159,34 @@ def test_data_of_a_plain_jspsych_experiment_imports(study, browser, tmp_path):
                                        for t, k in zip(trials, ["2", "1", "3"])]
     assert df["correct"].tolist() == [a == b for a, b in zip(df["response"], rows["action"])]
     assert (df["rt_s"] > 0).all()
+
+
+def test_clips_play_their_frames_at_the_manifest_fps(browser, tmp_path):
+    reason = wb.missing()
+    if reason:
+        pytest.skip(reason)
+    from bodyscene.human_study.web.export import WebConfig, export_site
+
+    manifest = write_toy_manifest(tmp_path / "clip", clip_frames=3,
+                                  items_per_split={"val": 1, "test": 1})
+    plan = read_plan(make_plan(manifest, tmp_path / "plan",
+                               PlanConfig(n_participants=1, practice_items=1)))
+    lab = tmp_path / "lab.json"
+    lab.write_text(json.dumps(LAB))
+    site = export_site(WebConfig(plan=plan.dir, out=tmp_path / "site", lab_config=lab,
+                                 quiet=True, fullscreen=False))
+    server = wb.Server(plan.dir, tmp_path / "data", site)
+    try:
+        page = wb.open_page(browser, server.url, "P01")
+        wb.drive(page, lambda s: s["screen"] == "end" and s.get("saved"))
+    finally:
+        server.stop()
+    df = read_responses(tmp_path / "data" / "P01_s1_bodyscene.csv")
+    trials = plan.trials("P01")
+    assert df["trial_id"].tolist() == trials["trial_id"].tolist()   # sha256 of 3 frames matched
+    for row, t in zip(df.itertuples(), trials.itertuples()):
+        hz = float(row.refresh_hz)
+        per_frame = max(1, round(hz / t.fps))           # 8 fps at 60 Hz: 8 refreshes a frame
+        assert float(row.stim_intended_s) == pytest.approx(t.n_frames * per_frame / hz,
+                                                           abs=1e-5)
+        assert float(row.stim_duration_s) >= float(row.stim_intended_s) - 0.5 / hz
