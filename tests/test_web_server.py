@@ -170,3 +170,10 @@ def test_a_site_from_another_plan_is_refused(plan, tmp_path):
     (site / "config.json").write_text(json.dumps({"plan_sha256": "f" * 64}))
     with pytest.raises(BadInput, match="another plan"):
         create_app(plan.dir, tmp_path / "data", site=site)
+
+
+def test_the_counter_skips_a_participant_who_started_by_link(server, plan):
+    client, _ = server
+    assert client.post("/api/start", json={"participant": "P01", "session": 1,
+                                           "plan_sha256": plan.sha256}).status_code == 200
+    assert client.post("/api/assign", json={"recruitment": {}}).json() == {"participant": "P02"}

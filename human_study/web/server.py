@@ -32,7 +32,7 @@ from bodyscene.errors import BadInput
 
 from ..plan import Plan, read_plan
 from ..responses import RESPONSES_SCHEMA
-from ..session import software_string
+from ..session import responses_path, software_string
 from .export import trial_key
 from .store import Duplicate, Store, fsync_dir
 
@@ -153,6 +153,15 @@ def check_fields(body: dict, fields: dict, required: tuple[str, ...]) -> None:
         raise Refused(422, "session must be between 1 and 99")
 
 
+def check_recruitment(recruitment: object) -> dict:
+    """Recruitment-platform parameters: known names, short strings."""
+    if not isinstance(recruitment, dict) or any(
+            k not in RECRUITMENT_KEYS or not isinstance(v, str) or len(v) > 200
+            for k, v in recruitment.items()):
+        raise Refused(422, f"recruitment: expected strings for {', '.join(RECRUITMENT_KEYS)}")
+    return recruitment
+
+
 def trial_row(body: dict, study: Study, software: str) -> dict:
     """The responses row for a posted trial, or Refused."""
     check_fields(body, TRIAL_FIELDS, TRIAL_REQUIRED)
@@ -225,8 +234,9 @@ class Assigner:
                 for pid, k in self.given.items():
                     if k == key:
                         return pid
-            for pid in self.study.trials:
-                if pid not in self.given and not self.store.peek(pid, 1):
+            for pid in self.study.trials:   # not handed out, and no file of anyone's
+                if pid not in self.given and not responses_path(self.store.data_dir, pid,
+                                                                 1).exists():
                     self.given[pid] = key
                     self.store.data_dir.mkdir(parents=True, exist_ok=True)
                     with open(self.path, "a", encoding="utf-8") as fh:
@@ -293,12 +303,7 @@ def create_app(plan_dir: str | Path, data_dir: str | Path, site: str | Path | No
         body = None
         try:
             body = await json_body(request, max_body)
-            recruitment = body.get("recruitment", {})
-            if not isinstance(recruitment, dict) or any(
-                    k not in RECRUITMENT_KEYS or not isinstance(v, str) or len(v) > 200
-                    for k, v in recruitment.items()):
-                raise Refused(422, f"recruitment: expected strings for "
-                                   f"{', '.join(RECRUITMENT_KEYS)}")
+            recruitment = check_recruitment(body.get("recruitment", {}))
             pid = await anyio.to_thread.run_sync(assigner.assign, recruitment)
         except Refused as exc:
             return refuse(request, exc, who_of(body))
@@ -310,6 +315,7 @@ def create_app(plan_dir: str | Path, data_dir: str | Path, site: str | Path | No
         try:
             body = await json_body(request, max_body)
             check_fields(body, START_FIELDS, ("participant", "session", "plan_sha256"))
+            check_recruitment(body.get("recruitment", {}))
             study.participant(body["participant"])
             if body["plan_sha256"] != study.plan.sha256:
                 raise Refused(422, "plan_sha256 differs from the plan this server runs (the "
