@@ -18,8 +18,9 @@ install: venv
 	$(PIP) install -e .
 
 install-test: venv
-	$(PIP) install -e ".[dev,experiment,realseg]"
+	$(PIP) install -e ".[dev,experiment,realseg,web]"
 	bash scripts/install-display.sh
+	bash scripts/install-web.sh
 	bash scripts/fetch-segmenter.sh $(VENV)
 
 demo: install

@@ -1,6 +1,7 @@
-"""`bodyscene experiment plan|run|simulate|config`: the human study from the command line.
+"""`bodyscene experiment plan|run|simulate|config|export-web|serve` and `bodyscene responses
+import`: the human study from the command line.
 
-PsychoPy is imported only when `run` starts a session."""
+PsychoPy is imported only when `run` starts a session; Starlette/uvicorn only by `serve`."""
 
 from __future__ import annotations
 
@@ -79,6 +80,46 @@ def register(sub) -> None:
     cfg.add_argument("--out", required=True, type=Path)
     cfg.set_defaults(func=_config)
 
+    web = s.add_parser("export-web", help="the plan as a self-contained static jsPsych site")
+    web.add_argument("--plan", required=True, type=Path)
+    web.add_argument("--out", required=True, type=Path, help="site folder to create")
+    _web_options(web)
+    web.set_defaults(func=_export_web)
+
+    srv = s.add_parser("serve", help="the HTTP server online sessions post their trials to "
+                                     "(serves the site too)")
+    srv.add_argument("--plan", required=True, type=Path)
+    srv.add_argument("--data", required=True, type=Path, help="responses folder")
+    srv.add_argument("--site", type=Path, default=None,
+                     help="an exported site to serve (default: export one to a temporary "
+                          "folder)")
+    srv.add_argument("--host", default="127.0.0.1",
+                     help="address to listen on (default: this computer only)")
+    srv.add_argument("--port", type=int, default=8000, help="0 picks a free port")
+    srv.add_argument("--allow-origin", default=None,
+                     help="origin of a site hosted elsewhere that may post here, e.g. "
+                          "https://lab.example.org (CORS)")
+    _web_options(srv)
+    srv.set_defaults(func=_serve)
+
+    resp = sub.add_parser("responses", help="bring responses collected elsewhere into the "
+                                            "responses contract")
+    rs = resp.add_subparsers(dest="responses_command", metavar="STEP")
+    resp.set_defaults(func=lambda args: (resp.print_help(), 2)[1])
+    imp = rs.add_parser("import", help="a jsPsych, PsychoPy or tidy CSV data file as a "
+                                       "responses file")
+    imp.add_argument("source", type=Path, help="the data file to import")
+    imp.add_argument("--from", dest="tool", required=True, choices=("jspsych", "psychopy", "csv"))
+    imp.add_argument("--trials", required=True, type=Path, help="trial manifest (trials.csv)")
+    imp.add_argument("--out", required=True, type=Path, help="responses folder to write into")
+    imp.add_argument("--map", action="append", default=[], metavar="COLUMN=SOURCE",
+                     help="where a responses column comes from in the source, e.g. "
+                          "--map agent=subject --map stimulus=image_file (repeatable)")
+    imp.add_argument("--participant", default=None,
+                     help="participant id when the file has no participant column")
+    imp.add_argument("--session", type=int, default=None)
+    imp.set_defaults(func=_import)
+
 
 def _plan(args: argparse.Namespace) -> int:
     from .plan import PlanConfig, make_plan, read_plan
@@ -153,4 +194,90 @@ def _config(args: argparse.Namespace) -> int:
     from .labconfig import write_default_config
 
     print(write_default_config(args.out))
+    return 0
+
+
+def _web_options(p) -> None:
+    p.add_argument("--config", type=Path, default=None, help="lab config JSON (texts, timing)")
+    p.add_argument("--web-texts", type=Path, default=None,
+                   help="JSON overriding the texts only the online version shows")
+    p.add_argument("--server", default="",
+                   help="address of the `serve` API when the site is hosted elsewhere "
+                        "(default: the site's own origin)")
+    p.add_argument("--completion-code", default=None,
+                   help="code shown at the end (default: from the plan's hash)")
+    p.add_argument("--redirect", default="",
+                   help="URL to open after the end screen, {code} filled in, e.g. "
+                        "https://app.prolific.com/submissions/complete?cc={code}")
+    p.add_argument("--no-fullscreen", dest="fullscreen", action="store_false")
+    p.add_argument("--quiet", action="store_true")
+
+
+def _web_config(args: argparse.Namespace, out: Path):
+    from .web.export import WebConfig
+
+    return WebConfig(plan=args.plan, out=out, lab_config=args.config, web_texts=args.web_texts,
+                     server=args.server, completion_code=args.completion_code,
+                     redirect_url=args.redirect, fullscreen=args.fullscreen, quiet=args.quiet)
+
+
+def _export_web(args: argparse.Namespace) -> int:
+    from .web.export import export_site
+
+    out = export_site(_web_config(args, args.out))
+    print(f"{out}: static site; serve it with `bodyscene experiment serve --plan {args.plan} "
+          f"--data DATA --site {out}` or put it on any static host (docs/online.md)")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import logging
+    import os
+    import shutil
+    import sys
+    import tempfile
+
+    try:
+        from .web.server import bind, create_app, run
+    except ImportError as exc:
+        raise BadInput(f"serve needs the web extra ({exc.name} is missing): "
+                       f"pip install -e '.[web]'") from None
+    from .web.export import export_site
+
+    tmp = None
+    site = args.site
+    if site is None:
+        tmp = Path(tempfile.mkdtemp(prefix="bodyscene-site-"))
+        site = export_site(_web_config(args, tmp / "site"))
+    try:
+        args.data.mkdir(parents=True, exist_ok=True)
+        log = logging.getLogger("bodyscene.web")
+        log.setLevel(logging.INFO)
+        fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s")
+        to_file = logging.FileHandler(args.data / "server.log", encoding="utf-8")
+        to_file.setFormatter(fmt)
+        to_err = logging.StreamHandler(sys.stderr)
+        to_err.setFormatter(fmt)
+        to_err.setLevel(logging.WARNING)
+        log.addHandler(to_file)
+        log.addHandler(to_err)
+        app = create_app(args.plan, args.data, site=site, allow_origin=args.allow_origin)
+        sock = bind(args.host, args.port)
+        host, port = sock.getsockname()[:2]
+        print(f"serving http://{host}:{port}/?participant=<id> (pid {os.getpid()}); site "
+              f"{site}, data {args.data}", flush=True)
+        run(app, sock)
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+def _import(args: argparse.Namespace) -> int:
+    from .importers import import_responses, parse_map
+
+    path, n = import_responses(args.source, args.tool, args.trials, args.out,
+                               mapping=parse_map(args.map), participant=args.participant,
+                               session=args.session)
+    print(f"{path}: {n} rows imported from {args.source} ({args.tool})")
     return 0

@@ -28,6 +28,9 @@ from bodyscene.tables import (
 
 AGENT_KINDS = ("human", "model")
 PHASES = ("main", "practice", "catch")
+# Where a session ran in a web browser (the online experiment): browser name/version and the
+# screen and window size in CSS pixels (WxH); empty for the lab runner.
+BROWSER_COLUMNS = ("browser", "screen_px", "window_px")
 
 CORE_COLUMNS = ("agent", "agent_kind", "session", "trial_id", "sha256", "response", "correct",
                 "rt_s", "order", "block", "choice_order", "timestamp", "simulated")
@@ -55,7 +58,7 @@ def _optional(check):
 RESPONSES_SCHEMA = Schema(
     name="responses",
     required=CORE_COLUMNS,
-    optional=EXPERIMENT_COLUMNS,
+    optional=EXPERIMENT_COLUMNS + BROWSER_COLUMNS,
     checks={
         "agent": non_empty,
         "agent_kind": one_of(AGENT_KINDS),
