@@ -121,7 +121,7 @@ def probe_throughput(cfg, seconds: float = 1.0) -> dict:
                                                   + frames["val"] / rates[f"evaluate {name}"])
         expected[f"evaluate {name}"] = 4 * frames["test"] / rates[f"evaluate {name}"]
     return {"threads": threads, "rates": {k: round(v, 1) for k, v in rates.items()},
-            "frames": frames, "expected_s": {k: round(v, 1) for k, v in expected.items()}}
+            "frames": frames, "expected_s": {k: round(v, 2) for k, v in expected.items()}}
 
 
 def build_world(cfg, out: Path, mask_noise=None) -> Path:
