@@ -36,10 +36,14 @@ def _register_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default=d.model,
                    help="baseline | domainnet | package.module:factory | an entry-point name")
     p.add_argument("--backbone", default=d.backbone,
-                   help="torchvision name (resnet18/34/50, ...) or tiny/small for CPU tests")
+                   help="torchvision name (resnet18/34/50, ...), miniresnet for 48-64 px on a "
+                        "CPU, or tiny/small for tests")
     p.add_argument("--out", required=True, help="run folder (new or empty unless --resume)")
     p.add_argument("--epochs", type=int, default=d.epochs)
     p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--lr-schedule", default=d.lr_schedule,
+                   choices=("constant", "onecycle", "cosine"),
+                   help="constant is the paper's; onecycle/cosine reach a low loss in few epochs")
     p.add_argument("--momentum", type=float, default=d.momentum)
     p.add_argument("--weight-decay", type=float, default=d.weight_decay)
     p.add_argument("--batch-size", type=int, default=d.batch_size,
@@ -86,7 +90,7 @@ def _train(args: argparse.Namespace) -> int:
 
     cfg = TrainConfig(
         trials=args.trials, model=args.model, backbone=args.backbone, out=args.out,
-        epochs=args.epochs, lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay,
+        epochs=args.epochs, lr=args.lr, lr_schedule=args.lr_schedule, momentum=args.momentum, weight_decay=args.weight_decay,
         batch_size=args.batch_size, image_size=args.image_size, seed=args.seed,
         weights=args.weights, view_dropout=args.view_dropout, loss_terms=args.loss_terms,
         fusion=args.fusion, model_options=_options(args.option),

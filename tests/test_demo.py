@@ -102,3 +102,28 @@ def test_study_arguments_refused_in_one_line(tmp_path, capsys, argv, message):
     err = capsys.readouterr().err.strip()
     assert message in err and "\n" not in err
     assert not out.exists()
+
+
+def test_world_frames_counts_each_split_before_rendering():
+    from bodyscene.benchmark.studies.demo import DemoConfig
+    from bodyscene.benchmark.studies.pipeline import world_frames
+
+    # 8 actions x 40 clips split 24/8/8, 3 four-frame trials per clip
+    assert world_frames(DemoConfig()) == {"train": 2304, "val": 768, "test": 768}
+
+
+def test_probe_sets_threads_and_expects_every_model_stage():
+    import torch
+    from bodyscene.benchmark.studies.demo import DemoConfig
+    from bodyscene.benchmark.studies.pipeline import probe_throughput
+
+    before = torch.get_num_threads()
+    try:
+        probe = probe_throughput(DemoConfig.quick_config(threads=1), seconds=0.1)
+        assert probe["threads"] == 1 and torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    assert set(probe["expected_s"]) == {"train baseline", "evaluate baseline",
+                                        "train domainnet", "evaluate domainnet"}
+    assert probe["expected_s"]["train domainnet"] > 0
+    assert all(v > 0 for v in probe["rates"].values())

@@ -220,3 +220,19 @@ def test_models_command_lists_models_and_backbones(capsys):
     assert main(["models", "--backbones", "resnet*"]) == 0
     names = capsys.readouterr().out.split()
     assert {"resnet18", "resnet34", "resnet50"} <= set(names) and "tiny" not in names
+
+
+def test_miniresnet_is_a_small_residual_net_for_64_px():
+    from bodyscene.models.backbones import list_backbones
+
+    assert "miniresnet" in list_backbones()
+    net = create_backbone("miniresnet", 8)
+    assert sum(p.numel() for p in net.parameters()) < 400_000   # ResNet-18: 11 M
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in net.modules()) >= 9
+    net.eval()
+    for size in (48, 64):
+        assert net(torch.randn(2, 3, size, size)).shape == (2, 8)
+    # every block starts as its shortcut (last BN zeroed): a stable start at a high rate
+    block = net.features[3]
+    x = torch.randn(2, 16, 32, 32)
+    assert torch.allclose(block(x), torch.relu(x))

@@ -63,7 +63,7 @@ def test_a_run_writes_checkpoints_metrics_and_record(trials, tmp_path):
 
 
 def test_killed_and_resumed_run_ends_with_the_same_weights(trials, tmp_path, monkeypatch):
-    opts = dict(epochs=3, view_dropout=0.3, fusion="learned-weighted")
+    opts = dict(epochs=3, view_dropout=0.3, fusion="learned-weighted", lr_schedule="onecycle")
     whole = train(_cfg(trials, tmp_path / "whole", **opts))
 
     real_step, calls = train_mod.train_step, {"n": 0}
@@ -160,3 +160,27 @@ def test_missing_manifest_is_one_line_and_creates_nothing(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert "nope.csv: trial manifest file not found" in err and "\n" not in err
     assert not out.exists()
+
+
+def test_lr_schedules_and_the_papers_constant_default():
+    assert TrainConfig(trials="t.csv").lr_schedule == "constant"  # `bodyscene train` = paper
+    const = TrainConfig(trials="t.csv", lr=0.1)
+    assert [train_mod.lr_at(const, s, 100) for s in (0, 50, 99)] == [0.1, 0.1, 0.1]
+    one = TrainConfig(trials="t.csv", lr=0.1, lr_schedule="onecycle")
+    curve = [train_mod.lr_at(one, s, 101) for s in range(101)]
+    assert curve[0] == pytest.approx(0.1 / 25)
+    assert max(curve) == pytest.approx(0.1) and curve.index(max(curve)) == 25
+    assert curve[-1] == pytest.approx(1e-4)
+    assert all(a <= b for a, b in zip(curve[:25], curve[1:26]))      # warms up
+    assert all(a >= b for a, b in zip(curve[25:], curve[26:]))       # then anneals
+    cos = TrainConfig(trials="t.csv", lr=0.1, lr_schedule="cosine")
+    assert train_mod.lr_at(cos, 0, 11) == pytest.approx(0.1)
+    assert train_mod.lr_at(cos, 10, 11) == pytest.approx(0.0)
+
+
+def test_a_scheduled_run_records_its_learning_rates(trials, tmp_path):
+    run = train(_cfg(trials, tmp_path / "one", epochs=3, lr_schedule="onecycle"))
+    lrs = pd.read_csv(run / "metrics.csv")["lr"].tolist()
+    assert lrs[-1] == pytest.approx(0.05e-3) and lrs[0] != lrs[1]
+    with pytest.raises(BadInput, match="lr schedule 'step'"):
+        train(_cfg(trials, tmp_path / "bad", lr_schedule="step"))

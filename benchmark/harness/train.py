@@ -14,6 +14,7 @@ DistributedDataParallel averages the gradients."""
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +47,7 @@ class TrainConfig:
     out: str = "results/runs/run"
     epochs: int = 100
     lr: float = 0.001
+    lr_schedule: str = "constant"      # constant (the paper's) | onecycle | cosine: see lr_at
     momentum: float = 0.9
     weight_decay: float = 0.0
     batch_size: int = 32               # global: split across torchrun processes
@@ -91,6 +93,26 @@ def _prepare_out(cfg: TrainConfig, manifest_hash: str) -> tuple[Path, dict | Non
         raise BadInput(f"{last}: cannot resume with {k}={now[k]!r}, the run was started with "
                        f"{k}={before.get(k)!r} (only {', '.join(_RESUME_FREE[:5])} may change)")
     return out, ckpt
+
+
+LR_SCHEDULES = ("constant", "onecycle", "cosine")
+
+
+def lr_at(cfg: TrainConfig, step: int, total: int) -> float:
+    """The learning rate of global step `step` of `total`: a pure function, so a resumed run
+    follows the same curve. `onecycle` warms up linearly from lr/25 to lr over the first 25 %
+    of steps, then anneals by a half cosine to lr/1000 (few epochs reach a low loss); `cosine`
+    anneals from lr to 0 with no warm-up."""
+    if cfg.lr_schedule == "constant" or total <= 1:
+        return cfg.lr
+    t = step / (total - 1)
+    if cfg.lr_schedule == "cosine":
+        return cfg.lr * 0.5 * (1 + math.cos(math.pi * t))
+    warm = 0.25
+    if t < warm:
+        return cfg.lr * (1 / 25 + (1 - 1 / 25) * t / warm)
+    u = (t - warm) / (1 - warm)
+    return cfg.lr * (1e-3 + (1 - 1e-3) * 0.5 * (1 + math.cos(math.pi * u)))
 
 
 def _dropout(n: int, views: int, p: float, rng: np.random.Generator) -> np.ndarray | None:
@@ -142,6 +164,7 @@ class _Run:
     channels_last: bool
     start: int = 0
     spec: Any = None           # the model's declared input (inputs.InputSpec)
+    bar: Any = None            # one progress bar over every step of the run (its ETA)
     metrics: list = field(default_factory=list)
     best: dict = field(default_factory=lambda: {"epoch": 0,
                                                 "score": [float("-inf"), float("-inf")]})
@@ -167,6 +190,8 @@ def train(cfg: TrainConfig) -> Path:
             _end_epoch(run, row)
         if dist.world > 1:
             tdist.barrier()
+    if run.bar is not None:
+        run.bar.close()
     run.train_set.cache.close()
     if run.val_set is not None:
         run.val_set.cache.close()
@@ -181,6 +206,9 @@ def _check_config(cfg: TrainConfig, dist: Dist) -> None:
     if cfg.epochs < 1 or cfg.batch_size < 1 or cfg.image_size < 8 or cfg.lr <= 0:
         raise BadInput(f"training needs epochs >= 1, batch size >= 1, image size >= 8 and "
                        f"lr > 0; got {cfg.epochs}, {cfg.batch_size}, {cfg.image_size}, {cfg.lr}")
+    if cfg.lr_schedule not in LR_SCHEDULES:
+        raise BadInput(f"lr schedule {cfg.lr_schedule!r}: expected one of "
+                       f"{', '.join(LR_SCHEDULES)}")
     if not 0.0 <= cfg.view_dropout < 1.0:
         raise BadInput(f"view dropout is a probability in [0, 1), got {cfg.view_dropout}")
     if cfg.batch_size % dist.world:
@@ -327,9 +355,14 @@ def _train_epoch(run: _Run, epoch: int, sampler, augment) -> dict:
     total_loss = torch.zeros((), device=device)
     correct = torch.zeros((), device=device)
     seen = 0
-    bar = tqdm(batches, total=len(plan), desc=f"epoch {epoch + 1}/{cfg.epochs}",
-               unit="step", disable=not (cfg.progress and dist.main), leave=False)
-    for step, ((pixels, labels, present), (_, _, params)) in enumerate(zip(bar, plan)):
+    if run.bar is None:
+        run.bar = tqdm(total=len(plan) * (cfg.epochs - run.start), desc=f"train {cfg.model}",
+                       unit="step", disable=not (cfg.progress and dist.main), leave=False)
+    bar = run.bar
+    for step, ((pixels, labels, present), (_, _, params)) in enumerate(zip(batches, plan)):
+        lr = lr_at(cfg, epoch * len(plan) + step, cfg.epochs * len(plan))
+        for group in run.optimizer.param_groups:
+            group["lr"] = lr
         xs = to_input(pixels, device, params, run.channels_last, **run.spec.tensors())
         labels, present = labels.to(device), present.to(device)
         loss, logits = train_step(run.model, run.core, xs, labels, present, run.optimizer,
@@ -349,12 +382,13 @@ def _train_epoch(run: _Run, epoch: int, sampler, augment) -> dict:
         seen += len(labels)
         if step % 5 == 0 or step == len(plan) - 1:
             rate = seen * dist.world / max(time.perf_counter() - t0, 1e-9)
-            bar.set_postfix(loss=f"{value:.3f}", img_s=f"{rate:.0f}")
-    bar.close()
+            bar.set_postfix(epoch=f"{epoch + 1}/{cfg.epochs}", loss=f"{value:.3f}",
+                            img_s=f"{rate:.0f}")
+        bar.update(1)
     seconds = time.perf_counter() - t0
     return {"epoch": epoch + 1, "train_loss": float(total_loss) / seen,
             "train_acc": float(correct) / seen, "val_loss": None, "val_acc": None,
-            "images_per_s": seen * dist.world / seconds, "seconds": seconds, "lr": cfg.lr}
+            "images_per_s": seen * dist.world / seconds, "seconds": seconds, "lr": lr}
 
 
 def _end_epoch(run: _Run, row: dict) -> None:
@@ -394,9 +428,11 @@ def _end_epoch(run: _Run, row: dict) -> None:
     write_csv_atomic(run.out / "metrics.csv", run.metrics, METRIC_COLUMNS)
     shown = "-" if row["val_acc"] is None else f"{row['val_acc']:.3f}"
     if cfg.progress:
-        print(f"epoch {row['epoch']}/{cfg.epochs}: loss {row['train_loss']:.4f}, "
-              f"train acc {row['train_acc']:.3f}, val acc {shown}, "
-              f"{row['images_per_s']:.0f} img/s", flush=True)
+        from tqdm import tqdm
+
+        tqdm.write(f"epoch {row['epoch']}/{cfg.epochs}: loss {row['train_loss']:.4f}, "
+                   f"train acc {row['train_acc']:.3f}, val acc {shown}, "
+                   f"{row['images_per_s']:.0f} img/s")
 
 
 def _batches(frames, plan, workers: int):

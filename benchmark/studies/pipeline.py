@@ -11,18 +11,117 @@ import pandas as pd
 
 
 class Stopwatch:
-    """Per-stage wall times, kept in order, for the timings file and the closing table."""
+    """Per-stage wall times, kept in order, for the timings file and the closing table. Given
+    the stages' expected seconds (from `probe_throughput`), each stage's start line says how
+    long it should take and when the probed part of the run should end."""
 
-    def __init__(self) -> None:
+    def __init__(self, expected: dict[str, float] | None = None) -> None:
         self.stages: dict[str, float] = {}
+        self.expected = dict(expected or {})
 
     def run(self, name: str, fn, *args, **kwargs):
         t0 = time.perf_counter()
-        print(f"[demo] {name} ...", flush=True)
+        guess = self.expected.get(name)
+        if guess is None:
+            print(f"[demo] {name} ...", flush=True)
+        else:
+            left = sum(v for k, v in self.expected.items() if k not in self.stages)
+            end = time.strftime("%H:%M:%S", time.localtime(time.time() + left))
+            print(f"[demo] {name}: expected ~{guess:.0f} s (probed stages done ~{end}) ...",
+                  flush=True)
         result = fn(*args, **kwargs)
         self.stages[name] = round(time.perf_counter() - t0, 2)
         print(f"[demo] {name}: {self.stages[name]:.1f} s", flush=True)
         return result
+
+
+def world_frames(cfg) -> dict[str, int]:
+    """Frames per split of the world `cfg` describes, before it is rendered (the synthetic
+    world splits each action's clips by SynthConfig.split)."""
+    from bodyscene.stimuli.synth import SynthConfig, split_of_clips
+    from bodyscene.stimuli.trialset import item_rng
+
+    fractions = SynthConfig().split
+    splits = split_of_clips(cfg.clips_per_action, fractions, item_rng(cfg.seed, "probe"))
+    per_clip = cfg.samples_per_video * cfg.clip_frames
+    return {s: cfg.actions * per_clip * sum(1 for x in splits if x == s)
+            for s in ("train", "val", "test")}
+
+
+def _rate(step, batch: int, seconds: float) -> float:
+    """Samples/s of `step()` over about `seconds` (after one warm-up call)."""
+    step()
+    n, t0 = 0, time.perf_counter()
+    while n < 1 or time.perf_counter() - t0 < seconds:
+        step()
+        n += 1
+    return n * batch / (time.perf_counter() - t0)
+
+
+def probe_throughput(cfg, seconds: float = 1.0) -> dict:
+    """A ~`seconds` probe of this machine on the demo's own models: training steps (augment,
+    forward, loss, backward, SGD) and inference for the baseline and DomainNet on random
+    pixels. With `cfg.threads == 0` it also picks the faster of one thread and torch's default
+    (on a shared 2-core machine two threads can run several times slower than one, as they wait
+    on each other), and sets it. Returns rates (samples/s) and the expected seconds per stage."""
+    import torch
+    import torch.nn.functional as F
+
+    from bodyscene.benchmark.harness.data import Augment, to_input
+    from bodyscene.models.registry import create_model
+
+    torch.manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    b, size = cfg.batch_size, cfg.image_size
+
+    def trainer(name: str, b: int = b):
+        model = create_model(name, cfg.actions, backbone=cfg.backbone)
+        opt = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=cfg.momentum)
+        pixels = torch.randint(0, 256, (b, len(model.views), size, size, 3), dtype=torch.uint8,
+                               generator=gen)
+        labels = torch.randint(0, cfg.actions, (b,), generator=gen)
+
+        def step():
+            out = model(*to_input(pixels, "cpu", Augment().draw(b, gen)))
+            loss = model.loss(out, labels) if hasattr(model, "loss") else \
+                F.cross_entropy(out, labels)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+
+        def infer():
+            with torch.inference_mode():
+                model(*to_input(pixels, "cpu"))
+        return model, step, infer
+
+    models = {name: trainer(name) for name in ("baseline", "domainnet")}
+    default = torch.get_num_threads()
+    threads = cfg.threads or default
+    if not cfg.threads and default > 1:
+        # on small batches, so that a badly oversubscribed setting costs little to try
+        _, small, _ = trainer("baseline", 4)
+        trials = {}
+        for n in (1, default):
+            torch.set_num_threads(n)
+            trials[n] = _rate(small, 4, seconds * 0.25)
+        threads = max(trials, key=trials.get)
+    torch.set_num_threads(threads)
+    share = seconds * (0.25 if not cfg.threads and default > 1 else 0.5)
+    rates = {}
+    for name, (model, step, infer) in models.items():
+        model.train()
+        rates[f"train {name}"] = _rate(step, b, share * 0.8)
+        model.eval()
+        rates[f"evaluate {name}"] = _rate(infer, b, share * 0.2)
+    frames = world_frames(cfg)
+    # evaluation scores every test trial (4 conditions); training validates every epoch
+    expected = {}
+    for name in ("baseline", "domainnet"):
+        expected[f"train {name}"] = cfg.epochs * (frames["train"] / rates[f"train {name}"]
+                                                  + frames["val"] / rates[f"evaluate {name}"])
+        expected[f"evaluate {name}"] = 4 * frames["test"] / rates[f"evaluate {name}"]
+    return {"threads": threads, "rates": {k: round(v, 1) for k, v in rates.items()},
+            "frames": frames, "expected_s": {k: round(v, 2) for k, v in expected.items()}}
 
 
 def build_world(cfg, out: Path, mask_noise=None) -> Path:
@@ -42,7 +141,8 @@ def train_model(cfg, trials: Path, out: Path, model: str, **options) -> Path:
     from bodyscene.benchmark.harness.train import TrainConfig, train
 
     tc = TrainConfig(trials=str(trials), model=model, backbone=cfg.backbone, out=str(out),
-                     epochs=cfg.epochs, lr=cfg.lr, momentum=cfg.momentum,
+                     epochs=cfg.epochs, lr=cfg.lr, lr_schedule=cfg.lr_schedule,
+                     weight_decay=cfg.weight_decay, momentum=cfg.momentum,
                      batch_size=cfg.batch_size, image_size=cfg.image_size, seed=cfg.seed,
                      progress=cfg.progress,
                      **({"view_dropout": cfg.view_dropout} if model == "domainnet" else {}),
