@@ -11,6 +11,7 @@ from bodyscene.benchmark.analysis.stats.accuracy import accuracy_table
 from bodyscene.benchmark.analysis.stats.bootstrap import hierarchical_ci
 from bodyscene.benchmark.analysis.stats.conflict import conflict_shares
 from bodyscene.benchmark.analysis.stats.consistency import (
+    pair_summary,
     error_consistency,
     pairwise_consistency,
 )
@@ -72,6 +73,27 @@ def test_pairwise_consistency_uses_shared_trials_only():
     assert pairs.loc[("p1", "p2"), "pair_type"] == "human-human"
     few = pairwise_consistency(tidy(rows), min_shared=11)
     assert few["kappa"].isna().all()
+
+
+def test_error_consistency_within_conditions_is_zero_for_independent_observers():
+    """Independent observers whose accuracy depends on the condition: kappa within each
+    condition is ~0, so the headline (mean over conditions) is ~0; pooled over conditions it is
+    ~0.2 (the bias the per-condition computation removes)."""
+    rng = np.random.default_rng(12)
+    acc = {"original": 0.95, "body": 0.8, "background": 0.5, "conflict": 0.2}
+    rows = []
+    for agent in ("a", "b", "c", "d"):
+        for cond, p in acc.items():
+            hits = rng.random(5000) < p          # independent draws: errors unrelated
+            rows += [{"agent": agent, "item_id": f"i{t}", "condition": cond,
+                      "correct": bool(h)} for t, h in enumerate(hits)]
+    obs = tidy(rows)
+    per_condition = pairwise_consistency(obs)
+    assert len(per_condition) == 6 * 4 and per_condition["kappa"].abs().max() < 0.05
+    summary = pair_summary(per_condition, obs)
+    assert (summary["n_conditions"] == 4).all()
+    assert summary["kappa"].abs().max() < 0.03
+    assert summary["kappa_pooled"].min() > 0.15   # the old, pooled number
 
 
 # ------------------------------------------------------------------------- McNemar, Holm
@@ -341,3 +363,92 @@ def test_power_grows_with_participants_and_is_alpha_without_effect():
                                    participants=(12,), items_per_condition=20, n_sims=200))
     assert null["power"].iloc[0] < 0.1  # one-directional hits: about alpha / 2
     assert participants_needed(null) is None
+
+
+# ------------------------------------------------------------------- the mixed model
+
+def _latin_square_study(n_people: int, n_items: int, accuracy: dict, sd: float,
+                        rng: np.random.Generator) -> pd.DataFrame:
+    """The plan's design: items dealt to k groups, participant row r sees group g in condition
+    (g + r) mod k, each item once; observers drawn from the simulated observer model."""
+    from bodyscene.human_study import simulate
+    conds = np.array(list(accuracy), dtype=object)
+    part = np.repeat(np.arange(n_people), n_items)
+    item = np.tile(np.arange(n_items), n_people)
+    cond = conds[(item % len(conds) + part) % len(conds)]
+    model = simulate.ObserverModel(accuracy=accuracy, participant_sd=sd, item_sd=sd)
+    correct = simulate.draw_correct(model, cond, part, item, rng)
+    return pd.DataFrame({"agent": [f"p{p}" for p in part], "item_id": [f"i{i}" for i in item],
+                         "condition": cond, "correct": correct, "group": "humans",
+                         "simulated": True})
+
+
+def test_glmm_equals_logistic_regression_without_random_effects():
+    """With the random-intercept SDs fixed near 0 the model is a plain logistic regression:
+    estimates and standard errors must equal statsmodels' GLM."""
+    import statsmodels.api as sm
+    from bodyscene.benchmark.analysis.stats import glmm
+    from bodyscene.benchmark.analysis.stats.regression import design
+    obs = _latin_square_study(12, 40, {"original": 0.85, "body": 0.8, "background": 0.6},
+                              0.5, np.random.default_rng(4))
+    d = design(obs)
+    fit = glmm.fit(d.exog.to_numpy(), obs["correct"].to_numpy(float), d.participants, d.items,
+                   sd=(1e-6, 1e-6))
+    ref = sm.GLM(obs["correct"].to_numpy(float), d.exog, family=sm.families.Binomial()).fit()
+    assert fit.beta == pytest.approx(ref.params.to_numpy(), abs=1e-6)
+    assert np.sqrt(np.diag(fit.cov)) == pytest.approx(ref.bse.to_numpy(), rel=1e-5)
+
+
+def test_glmm_recovers_planted_effects_and_sds():
+    from bodyscene.benchmark.analysis.stats.regression import fit_mixed
+    acc = {"original": 0.85, "body": 0.8, "background": 0.7, "conflict": 0.6}
+    obs = _latin_square_study(28, 200, acc, 1.0, np.random.default_rng(1))
+    table = fit_mixed(obs).set_index("term")
+    logit = {c: math.log(a / (1 - a)) for c, a in acc.items()}
+    for c in ("body", "background", "conflict"):
+        row = table.loc[f"condition[{c}]"]
+        assert abs(row["estimate"] - (logit[c] - logit["original"])) < 3 * row["se"]
+    assert table.loc["sd(item)", "estimate"] == pytest.approx(1.0, abs=0.3)
+    assert table.loc["sd(participant)", "estimate"] == pytest.approx(1.0, abs=0.45)
+    assert not table["separation"].any()
+
+
+def test_regression_flags_separation_and_keeps_other_terms():
+    """A model at 100% on body frames: its terms that involve that cell get no interval, the
+    reason is written beside them, and the people's terms are untouched."""
+    from bodyscene.benchmark.analysis.stats.regression import regression_table
+    acc = {"original": 0.85, "body": 0.8, "background": 0.6}
+    obs = _latin_square_study(12, 60, acc, 0.5, np.random.default_rng(2))
+    rng = np.random.default_rng(3)
+    items = obs[["item_id"]].drop_duplicates()
+    model = pd.concat([items.assign(condition=c) for c in acc], ignore_index=True).assign(
+        agent="m", group="m", simulated=False)
+    model["correct"] = np.where(model["condition"] == "body", True,
+                                rng.random(len(model)) < 0.7)
+    table = regression_table(pd.concat([obs, model], ignore_index=True))
+    for method, fit in table.groupby("method"):
+        fit = fit.set_index("term")
+        flagged = set(fit.index[fit["separation"]])
+        assert flagged == {"condition[body]:group[m]"}, (method, flagged)
+        assert fit.loc["condition[body]:group[m]", "note"].startswith("separation: m on body")
+        assert np.isnan(fit.loc["condition[body]:group[m]", "ci_low"])
+        assert np.isfinite(fit.loc["condition[body]", "ci_low"])
+
+
+@pytest.mark.slow
+def test_glmm_intervals_hold_their_coverage():
+    """Planted truth, 200 simulated Latin-square studies: the 95% intervals of the condition
+    effects must cover the truth 92-98% of the time (variational Bayes covered 77-89%)."""
+    from bodyscene.benchmark.analysis.stats.regression import fit_mixed
+    acc = {"original": 0.85, "body": 0.8, "background": 0.7, "conflict": 0.6}
+    logit = {c: math.log(a / (1 - a)) for c, a in acc.items()}
+    rng = np.random.default_rng(2024)
+    hits = []
+    for _ in range(200):
+        table = fit_mixed(_latin_square_study(16, 80, acc, 1.0, rng)).set_index("term")
+        for c in ("body", "background", "conflict"):
+            row = table.loc[f"condition[{c}]"]
+            hits.append(row["ci_low"] <= logit[c] - logit["original"] <= row["ci_high"])
+    coverage = float(np.mean(hits))
+    print(f"coverage of the condition effects: {coverage:.3f} over {len(hits)} intervals")
+    assert 0.92 <= coverage <= 0.98, coverage
