@@ -452,3 +452,33 @@ def test_glmm_intervals_hold_their_coverage():
     coverage = float(np.mean(hits))
     print(f"coverage of the condition effects: {coverage:.3f} over {len(hits)} intervals")
     assert 0.92 <= coverage <= 0.98, coverage
+
+
+def test_r_normalised_is_one_for_a_model_equal_to_the_population():
+    """Participants drawn around one true fine profile (condition x action); a model whose
+    profile *is* that truth must score r_normalised = 1 on average (it scored 1.11 when r was
+    divided by the reliability instead of its square root)."""
+    rng = np.random.default_rng(7)
+    conds, actions = ("original", "body", "background", "conflict"), [f"a{i}" for i in range(8)]
+    truth = {(c, a): p for (c, a), p in
+             zip([(c, a) for c in conds for a in actions], rng.uniform(0.3, 0.95, 32))}
+    cells = pd.DataFrame(list(truth), columns=["condition", "action"])
+    p_true = np.array(list(truth.values()))
+    people = cells.loc[np.tile(np.repeat(np.arange(32), 4), 16)].reset_index(drop=True)
+    people["agent"] = np.repeat([f"p{p}" for p in range(16)], 32 * 4)
+    people["item_id"] = "i"
+    # the model: exactly the true accuracy in every cell (1000 trials, rounded counts)
+    model = cells.loc[np.repeat(np.arange(32), 1000)].reset_index(drop=True)
+    model = model.assign(agent="m", agent_kind="model", item_id="i",
+                         correct=np.tile(np.arange(1000), 32) < np.repeat(
+                             np.round(1000 * p_true), 1000))
+    scores = []
+    for _ in range(15):
+        people["correct"] = rng.random(len(people)) < np.tile(np.repeat(p_true, 4), 16)
+        rows = pd.concat([people, model], ignore_index=True)
+        like = human_likeness(tidy(rows), n_splits=100, seed=1)
+        row = like[like["profile"] == "condition x action"].iloc[0]
+        assert 0.3 < row["r_ceiling"] < 0.95  # noisy enough that the ceiling matters
+        scores.append(row["r_normalised"])
+    print(f"r_normalised of the true profile: mean {np.mean(scores):.3f}")
+    assert np.mean(scores) == pytest.approx(1.0, abs=0.05), np.mean(scores)
