@@ -207,8 +207,8 @@ def make_plan(trials_csv: str | Path, out_dir: str | Path, cfg: PlanConfig) -> P
         raise BadInput(f"{out_dir / 'plan.json'}: a plan already exists here (participants may "
                        f"have been run on it); choose another --out")
     manifest = read_manifest(trials_csv, check_files=True, check_hashes=False)
-    conditions, test_items = _square_items(trials_csv, manifest, cfg)
-    groups = _assign_groups(test_items, len(conditions), cfg.seed)
+    conditions, test_items = square_items(trials_csv, manifest, cfg)
+    groups = assign_groups(test_items, len(conditions), cfg.seed)
     by_key = {(r.item_id, r.condition): r for r in manifest.itertuples(index=False)}
     test_ids = set(test_items["item_id"])
     practice_pool = _pool(manifest, cfg.practice_split, test_ids)
@@ -266,7 +266,7 @@ def _config_dict(cfg: PlanConfig) -> dict:
     return d
 
 
-def _square_items(path: Path, manifest: pd.DataFrame,
+def square_items(path: Path, manifest: pd.DataFrame,
                   cfg: PlanConfig) -> tuple[tuple[str, ...], pd.DataFrame]:
     """The square's conditions and one row per test item (item_id, action)."""
     test = manifest[manifest["split"] == cfg.test_split]
@@ -288,7 +288,7 @@ def _square_items(path: Path, manifest: pd.DataFrame,
     return conditions, items
 
 
-def _assign_groups(items: pd.DataFrame, k: int, seed: int) -> dict[str, int]:
+def assign_groups(items: pd.DataFrame, k: int, seed: int) -> dict[str, int]:
     """Square group per item: items of each action shuffled and dealt round-robin so each
     group holds (within one) the same number of items of every action, and of all."""
     rng = np.random.default_rng([seed, 7919])
