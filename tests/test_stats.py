@@ -124,11 +124,40 @@ def test_mcnemar_agrees_with_statsmodels():
         assert mcnemar(b, c, exact=exact)[1] == pytest.approx(ref)
 
 
-def test_paired_difference_ci():
-    got = paired_difference_ci(b=12, c=4, n=40)
-    assert got["estimate"] == pytest.approx(0.2)
-    half = 1.959964 * math.sqrt(16 - 64 / 40) / 40
-    assert got["ci_low"] == pytest.approx(0.2 - half)
+def test_paired_difference_ci_matches_newcombe_1998():
+    """Newcombe (1998, Stat Med 17:2635), Table III, method 10: 35 published limits."""
+    import json
+    from pathlib import Path
+    known = json.loads((Path(__file__).parent / "data" / "newcombe1998_method10.json")
+                       .read_text())
+    checked = 0
+    for a, b, c, d, lo, hi in known["rows"]:
+        got = paired_difference_ci(a, b, c, d)
+        assert -1 <= got["ci_low"] <= got["estimate"] <= got["ci_high"] <= 1
+        for want, value in ((lo, got["ci_low"]), (hi, got["ci_high"])):
+            if want is not None:
+                assert round(value, 4) == pytest.approx(want, abs=1e-9), (a, b, c, d)
+                checked += 1
+    assert checked == 35
+
+
+def test_paired_difference_ci_stays_in_range_and_covers():
+    """The Wald interval gave [0, 0] for b = c = 0 and exceeded 1 for b=5, c=1, n=6; the exact
+    coverage (summed over every possible 2x2 table) must be near 95%."""
+    none = paired_difference_ci(10, 0, 0, 10)   # no discordant pair in 20: not [0, 0]
+    assert none["ci_low"] < -0.05 and none["ci_high"] > 0.05
+    wide = paired_difference_ci(0, 5, 1, 0)
+    assert -1 <= wide["ci_low"] < wide["ci_high"] <= 1
+    for n, probs in ((20, [0.6, 0.15, 0.05, 0.2]), (40, [0.5, 0.2, 0.1, 0.2])):
+        truth, covered = probs[1] - probs[2], 0.0
+        for a in range(n + 1):
+            for b in range(n + 1 - a):
+                for c in range(n + 1 - a - b):
+                    d = n - a - b - c
+                    got = paired_difference_ci(a, b, c, d)
+                    if got["ci_low"] <= truth <= got["ci_high"]:
+                        covered += stats.multinomial.pmf([a, b, c, d], n, probs)
+        assert 0.93 <= covered <= 0.98, (n, covered)  # measured 0.965, 0.952
 
 
 def test_holm_hand_computed():
