@@ -280,3 +280,12 @@ def test_cli_power_writes_curve(tmp_path, capsys):
     assert list(curve["n_participants"]) == [4, 16] and curve["simulated"].all()
     assert (out / "power.png").exists() and (out / "power.svg").exists()
     assert (out / "power_run.json").exists()
+
+
+def test_results_tables_keep_significant_digits(tmp_path):
+    """A p-value of 2.95e-07 was written as 0.0 when results were rounded to 6 decimals."""
+    from bodyscene.tables import write_frame_atomic
+    write_frame_atomic(tmp_path / "t.csv", pd.DataFrame({"p": [2.95e-07, 0.123456789, np.nan],
+                                                        "ok": [True, False, True]}))
+    assert (tmp_path / "t.csv").read_text().splitlines() == [
+        "p,ok", "2.95e-07,true", "0.123457,false", ",true"]
