@@ -233,11 +233,21 @@ def test_bootstrap_seeded_and_reproducible():
     assert first[0] == pytest.approx(correct.mean())
 
 
+def test_bootstrap_counts_resamples_that_draw_no_trial():
+    """Observer A saw only item 1, B only item 2. A resample draws no trial when it draws A
+    twice and item 2 twice, or B twice and item 1 twice: 2 x (1/4 x 1/4) = 1/8 of resamples."""
+    point, lo, hi, dropped = hierarchical_ci(np.array(["A", "B"]), np.array(["i1", "i2"]),
+                                             np.array([1.0, 0.0]), n_boot=4000, seed=3)
+    assert point == 0.5 and lo == 0.0 and hi == 1.0
+    assert dropped / 4000 == pytest.approx(1 / 8, abs=0.02)
+
+
 def test_bootstrap_is_wider_than_a_naive_trial_bootstrap():
     agents, items, correct = _nested(np.random.default_rng(2), sd=1.2)
-    _, lo, hi = hierarchical_ci(agents, items, correct, n_boot=500, seed=0)
+    _, lo, hi, _ = hierarchical_ci(agents, items, correct, n_boot=500, seed=0)
     naive = np.arange(len(correct)).astype(str)  # every trial its own observer and item
-    _, nlo, nhi = hierarchical_ci(np.zeros(len(correct)), naive, correct, n_boot=500, seed=0)
+    _, nlo, nhi, _ = hierarchical_ci(np.zeros(len(correct)), naive, correct, n_boot=500,
+                                     seed=0)
     assert (hi - lo) > 1.3 * (nhi - nlo)
 
 
