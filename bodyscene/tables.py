@@ -172,8 +172,14 @@ def non_empty(v: str) -> str | None:
     return None if v.strip() else "expected a value"
 
 
+TRUE_SPELLINGS = ("true", "True", "TRUE", "1")
+FALSE_SPELLINGS = ("false", "False", "FALSE", "0")
+
+
 def is_bool(v: str) -> str | None:
-    return None if v in ("true", "false") else "expected true or false"
+    """The spellings our writers, pandas, R and PsychoPy use for booleans."""
+    ok = v in TRUE_SPELLINGS or v in FALSE_SPELLINGS
+    return None if ok else "expected true or false (also True/False, TRUE/FALSE, 1/0)"
 
 
 def is_sha256(v: str) -> str | None:
@@ -182,7 +188,8 @@ def is_sha256(v: str) -> str | None:
 
 
 def parse_bool(v: str) -> bool:
-    return v == "true"
+    """A value `is_bool` accepted, as a bool."""
+    return v in TRUE_SPELLINGS
 
 
 # --- output folders and JSON records ---------------------------------------------------------

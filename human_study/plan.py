@@ -47,6 +47,7 @@ from bodyscene.tables import (
     is_sha256,
     non_empty,
     one_of,
+    parse_bool,
     read_csv,
     write_csv_atomic,
     write_json_atomic,
@@ -398,7 +399,7 @@ def _read_trial_list(path: Path) -> pd.DataFrame:
         df[col] = df[col].astype(int)
     for col in ("fps", "duration_s"):
         df[col] = df[col].astype(float)
-    df["feedback"] = df["feedback"] == "true"
+    df["feedback"] = df["feedback"].map(parse_bool).astype(bool)
     expected = list(range(len(df)))
     if df["order"].tolist() != expected:
         bad = next(i for i, (a, b) in enumerate(zip(df["order"], expected)) if a != b)

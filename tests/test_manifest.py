@@ -98,3 +98,15 @@ def test_cli_reports_one_line(toy_manifest, capsys):
     code = main(["stimuli", "validate", str(toy_manifest)])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "missing column" in err[0]
+
+
+def test_conflict_trial_must_offer_its_background_action(toy_manifest):
+    """Otherwise its background share would be 0 by construction, not by the observers."""
+    def edit(rows, fields):
+        row = next(r for r in rows if r["condition"] == "conflict")
+        keep = [c for c in row["choices"].split(";") if c != row["background_action"]]
+        row["choices"] = ";".join(keep)
+    _rewrite(toy_manifest, edit)
+    with pytest.raises(BadInput, match=r"column 'choices': a conflict trial must offer its "
+                                       r"background_action"):
+        read_manifest(toy_manifest, check_hashes=False)

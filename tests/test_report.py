@@ -289,3 +289,25 @@ def test_results_tables_keep_significant_digits(tmp_path):
                                                         "ok": [True, False, True]}))
     assert (tmp_path / "t.csv").read_text().splitlines() == [
         "p,ok", "2.95e-07,true", "0.123457,false", ",true"]
+
+
+@pytest.mark.parametrize("true_text,false_text", [("True", "False"), ("TRUE", "FALSE"),
+                                                  ("1", "0")])
+def test_responses_accept_pandas_r_and_psychopy_booleans(study, true_text, false_text):
+    """pandas writes True/False, R TRUE/FALSE, PsychoPy 1/0: all read as the same answers."""
+    trials, responses, predictions = study
+    before = load_observations(trials, responses, predictions)
+    for f in responses.glob("*.csv"):
+        _rewrite(f, lambda df: [df.__setitem__(c, df[c].map({"true": true_text,
+                                                             "false": false_text}))
+                                for c in ("correct", "simulated")])
+    after = load_observations(trials, responses, predictions)
+    pd.testing.assert_frame_equal(before.drop(columns="source_file"),
+                                  after.drop(columns="source_file"))
+
+
+def test_responses_refuse_other_booleans(study, capsys, tmp_path):
+    f = study[1] / "p01_bodyscene.csv"
+    _rewrite(f, lambda df: df.__setitem__("correct", df["correct"].where(df.index != 0, "yes")))
+    _expect_bad(study, capsys, tmp_path, r"p01_bodyscene\.csv: row 2, column 'correct': "
+                                         r"expected true or false")
