@@ -101,7 +101,13 @@ def test_report_end_to_end(study, tmp_path):
     assert json.loads((out / "summary.json").read_text())["groups"]["baseline"]["body"] == cell
 
     html = (out / "report.html").read_text()
-    assert html.count("data:image/png;base64,") >= 7
+    # the first screen is the leaderboard and the pattern figure; everything else collapses
+    assert html.index("Leaderboard") < html.index("patterns.svg") < html.index("<details>")
+    board = pd.read_csv(out / "leaderboard.csv")
+    assert board["observer"].iloc[0] == SIMULATED_HUMANS
+    assert sorted(board["rank"].dropna()) == [1, 2]
+    assert [r["observer"] for r in summary["leaderboard"]] == board["observer"].tolist()
+    assert html.count("data:image/png;base64,") >= 8
     assert "SIMULATED" in html and "humans (simulated)" in html
     assert "6 SIMULATED observers" in html and "200 hierarchical bootstrap" in html
     assert "200 ms" in html  # the measured stimulus duration reached the methods paragraph

@@ -569,3 +569,29 @@ def test_power_of_the_square_is_lower_when_items_vary():
     calm = power_curve(PowerConfig(item_sd=0.0, **base))["power"].iloc[0]
     varied = power_curve(PowerConfig(item_sd=1.5, **base))["power"].iloc[0]
     assert varied < calm - 0.07, (calm, varied)  # measured: 0.85 vs 0.74
+
+
+def test_leaderboard_hand_computed():
+    from bodyscene.benchmark.analysis.stats.leaderboard import leaderboard
+    acc = {"humans": (0.9, 0.9, 0.6), "A": (0.9, 0.9, 0.6), "B": (0.9, 0.3, 0.9),
+           "A:body": (0.5, 0.9, 0.2)}
+    accuracy = pd.DataFrame([{"group": g, "condition": c, "accuracy": a}
+                             for g, v in acc.items()
+                             for c, a in zip(("original", "body", "background"), v)])
+    cons = pd.DataFrame([
+        {"model": "A", "human_group": "humans", "kappa_with_humans": 0.3,
+         "c_obs_with_humans": 0.8, "human_human_kappa": 0.4, "human_human_c_obs": 0.85},
+        {"model": "B", "human_group": "humans", "kappa_with_humans": 0.1,
+         "c_obs_with_humans": 0.6, "human_human_kappa": 0.4, "human_human_c_obs": 0.85}])
+    conflict = pd.DataFrame([{"group": "B", "cue": "body", "share": 0.2}])
+    board = leaderboard(accuracy, cons, pd.DataFrame(), conflict)
+    assert board["observer"].tolist() == ["humans", "A", "A:body", "B"]
+    b = board.set_index("observer")
+    assert b.loc["B", "accuracy_difference"] == pytest.approx((0 + 0.6 + 0.3) / 3)
+    assert b.loc["B", "body_minus_background"] == pytest.approx(-0.6)
+    assert b.loc["B", "body_background_gap"] == pytest.approx(0.9)   # |-0.6 - 0.3|
+    assert b.loc["A", "rank"] == 1 and b.loc["B", "rank"] == 2
+    assert b.loc["A", "human_likeness"] == 1.0 and b.loc["B", "human_likeness"] == 2.0
+    assert np.isnan(b.loc["A:body", "rank"]) and b.loc["A:body", "readout_of"] == "A"
+    assert b.loc["humans", "error_consistency"] == 0.4   # the people-people ceiling
+    assert b.loc["B", "conflict_body_share"] == 0.2

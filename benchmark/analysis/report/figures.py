@@ -80,23 +80,26 @@ def accuracy_by_condition(acc: pd.DataFrame, groups: list[str], conditions: list
 
 
 def regression_effects(reg: pd.DataFrame):
-    """Forest plot of the fixed effects (log-odds) of both fits."""
-    fixed = reg[reg["term"].str.contains(r"\[", regex=True) & reg["estimate"].notna()]
+    """Forest plot of the fixed effects (log-odds) of both fits; terms flagged for separation
+    (a cell at 0% or 100%: no finite estimate) are left out, so the axis shows real effects."""
+    fixed = reg[reg["term"].str.contains(r"\[", regex=True) & reg["estimate"].notna()
+                & ~reg["separation"].fillna(False).astype(bool)]
     terms = list(dict.fromkeys(fixed["term"]))
     fig, ax = plt.subplots(figsize=(7.0, 0.28 * len(terms) + 1.5))
     methods = list(dict.fromkeys(fixed["method"]))
     for k, method in enumerate(methods):
         sub = fixed[fixed["method"] == method].set_index("term").reindex(terms)
         y = np.arange(len(terms)) + (k - (len(methods) - 1) / 2) * 0.3
-        shown = ~sub["separation"].fillna(False).astype(bool).to_numpy()
-        ax.errorbar(sub["estimate"][shown], y[shown],
+        ax.errorbar(sub["estimate"], y,
                     xerr=np.vstack([sub["estimate"] - sub["ci_low"],
-                                    sub["ci_high"] - sub["estimate"]])[:, shown],
+                                    sub["ci_high"] - sub["estimate"]]),
                     fmt="o" if k == 0 else "s", ms=3, capsize=2, label=method)
     ax.axvline(0, color="k", lw=0.8)
     ax.set_yticks(np.arange(len(terms)), terms, fontsize=7)
     ax.invert_yaxis()
-    ax.set_xlabel("effect (log-odds; terms at 0%/100% cells omitted)")
+    n_left = reg.loc[reg["separation"].fillna(False).astype(bool), "term"].nunique()
+    ax.set_xlabel("effect (log-odds)" + (f"; {n_left} term(s) at 0%/100% cells left out"
+                                         if n_left else ""))
     _title(ax, "correct ~ condition * group, random intercepts participant + item",
            bool(reg["simulated"].any()))
     ax.legend(fontsize=7)
@@ -168,21 +171,65 @@ def likeness(like: pd.DataFrame):
 
 
 def conflict(con: pd.DataFrame, groups: list[str]):
-    """Shares of conflict answers that follow the body and the background, per group."""
+    """Shares of conflict answers that follow the body and the background, per group;
+    simulated groups hatched and labelled like everywhere else."""
     fig, ax = plt.subplots(figsize=(max(5.0, 0.8 * len(groups) + 2), 3.6))
     x = np.arange(len(groups))
+    simulated = con.groupby("group")["simulated"].all().reindex(groups).fillna(False)
     for k, (cue, color) in enumerate([("body", "tab:orange"), ("background", "tab:green")]):
         sub = con[con["cue"] == cue].set_index("group").reindex(groups)
         err = np.vstack([sub["share"] - sub["ci_low"], sub["ci_high"] - sub["share"]])
-        ax.bar(x + (k - 0.5) * 0.38, sub["share"], 0.38, yerr=np.nan_to_num(err), capsize=2,
-               color=color, label=f"follows the {cue}")
+        bars = ax.bar(x + (k - 0.5) * 0.38, sub["share"], 0.38, yerr=np.nan_to_num(err),
+                      capsize=2, color=color, label=f"follows the {cue}")
+        for bar, sim in zip(bars, simulated):
+            if sim:
+                bar.set_hatch("//")
+                bar.set_edgecolor("0.3")
     ax.axhline(float(con["chance"].mean()), color="k", ls="--", lw=1, label="chance")
-    labels = [g for g in groups]
+    labels = [f"{g} (simulated)" if sim and "simulated" not in g else g
+              for g, sim in zip(groups, simulated)]
     ax.set_xticks(x, labels, rotation=30, ha="right")
     ax.set_ylim(0, 1.02)
     ax.set_ylabel("share of conflict answers")
     _title(ax, "Conflict trials: body or background?", bool(con["simulated"].any()))
     ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def patterns(acc: pd.DataFrame, board: pd.DataFrame, conditions: list[str]):
+    """Each model's accuracy by condition beside the people's, one panel per model in
+    leaderboard order: the shape of the profile, not only its height, is what is compared."""
+    ref = board["observer"].iloc[0]
+    models = board["observer"].iloc[1:].tolist()
+    cols = min(4, max(1, len(models)))
+    rows = int(np.ceil(len(models) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(2.9 * cols + 0.4, 2.3 * rows + 0.5),
+                             sharey=True, squeeze=False)
+    x = np.arange(len(conditions))
+    human = acc[acc["group"] == ref].set_index("condition").reindex(conditions)
+    chance = acc.groupby("condition")["chance"].mean().reindex(conditions).to_numpy()
+    human_sim = bool(human["simulated"].fillna(False).any())
+    for ax, (_, row) in zip(axes.ravel(), board.iloc[1:].iterrows()):
+        m = acc[acc["group"] == row["observer"]].set_index("condition").reindex(conditions)
+        ax.fill_between(x, human["ci_low"], human["ci_high"], color="0.8", lw=0)
+        ax.plot(x, human["accuracy"], marker="o", color="0.35", ms=3, lw=1.2,
+                ls="--" if human_sim else "-", label=ref)
+        ax.errorbar(x, m["accuracy"], yerr=np.nan_to_num(np.vstack(
+            [m["accuracy"] - m["ci_low"], m["ci_high"] - m["accuracy"]])), fmt="o-",
+            color="tab:blue", ms=3, lw=1.5, capsize=2, label="model")
+        ax.plot(x, chance, ":", color="k", lw=0.8)
+        rank = "" if not np.isfinite(row["rank"]) else f"#{int(row['rank'])} "
+        ax.set_title(f"{rank}{row['observer']}", fontsize=9)
+        ax.set_xticks(x, [c[:5] for c in conditions], fontsize=7)
+        ax.set_ylim(0, 1.02)
+    for ax in axes.ravel()[len(models):]:
+        ax.axis("off")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("accuracy", fontsize=8)
+    axes.ravel()[0].legend(fontsize=7, loc="lower left")
+    fig.suptitle("Each model (blue) against the people (grey band: 95% interval), ranked by "
+                 "human-likeness" + (SIM_NOTE if human_sim else ""), fontsize=10)
     fig.tight_layout()
     return fig
 

@@ -119,12 +119,15 @@ def pair_summary(by_stratum: pd.DataFrame, obs: pd.DataFrame, min_shared: int = 
                  correct: str = "correct") -> pd.DataFrame:
     """One row per pair: `kappa` = mean of the per-condition kappas (the headline), the number
     of conditions it averages, n_shared over all conditions, and `kappa_pooled` over all trials
-    regardless of condition (secondary; biased upwards when accuracy differs by condition)."""
+    regardless of condition (secondary; biased upwards when accuracy differs by condition);
+    `c_obs` is the observed consistency (share of trials both right or both wrong), also
+    averaged over conditions."""
     keys = ["agent1", "agent2"]
     info = [c for c in ("group1", "group2", "kind1", "kind2", "pair_type", "simulated")]
     agg = by_stratum.groupby(keys, sort=False).agg(
         **{c: (c, "first") for c in info}, n_shared=("n_shared", "sum"),
-        kappa=("kappa", "mean"), n_conditions=("kappa", "count")).reset_index()
+        kappa=("kappa", "mean"), n_conditions=("kappa", "count"),
+        c_obs=("c_obs", "mean")).reset_index()
     pooled = pairwise_consistency(obs, min_shared, strata=(), agent=agent, trial=trial,
                                   correct=correct)
     agg = agg.merge(pooled[keys + ["kappa"]].rename(columns={"kappa": "kappa_pooled"}),
@@ -173,6 +176,10 @@ def consistency_summary(pairs: pd.DataFrame, by: str | None = None) -> pd.DataFr
                     "human_human_q25": float(hh.quantile(0.25)) if len(hh) else np.nan,
                     "human_human_q75": float(hh.quantile(0.75)) if len(hh) else np.nan,
                     "n_human_pairs": int(len(hh))})
+                if "c_obs" in cell.columns:
+                    row["c_obs_with_humans"] = float(cell.loc[pick, "c_obs"].mean())
+                    row["human_human_c_obs"] = float(
+                        cell.loc[(cell["group1"] == hg) & (cell["group2"] == hg), "c_obs"].mean())
                 if "kappa_pooled" in cell.columns:
                     pooled = cell.loc[pick, "kappa_pooled"].dropna()
                     row["kappa_pooled_with_humans"] = (float(pooled.mean()) if len(pooled)
