@@ -112,7 +112,7 @@ def test_report_end_to_end(study, tmp_path):
     assert "6 SIMULATED observers" in html and "200 hierarchical bootstrap" in html
     assert "200 ms" in html  # the measured stimulus duration reached the methods paragraph
     for name in ("accuracy_by_condition", "regression_effects", "contrasts",
-                 "error_consistency", "human_likeness", "conflict", "confusion_baseline"):
+                 "error_consistency", "human_likeness", "conflict", "confusions", "patterns"):
         assert (out / f"{name}.png").stat().st_size > 1000
         assert (out / f"{name}.svg").read_text().lstrip().startswith("<?xml")
     for name in ("accuracy", "regression", "contrasts_body_background", "contrasts_model_model",

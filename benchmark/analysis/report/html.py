@@ -24,7 +24,7 @@ table.board tr.sub td{color:#555;font-size:11.5px}table.board th{vertical-align:
 .lead{font-size:13px;margin:.2em 0 .4em}.thin{color:#666;font-style:italic}
 details{border-top:1px solid #ddd;padding:.3em 0}summary{font-size:1.1em;font-weight:600;
 cursor:pointer;padding:.2em 0}img{max-width:100%;border:1px solid #eee}
-figure{margin:.6em 0 1.2em}figcaption{font-size:13px}"""
+figure{margin:.6em 0 1.2em}figcaption{font-size:13px}.tw{overflow-x:auto}"""
 
 BOARD_HEADERS = {
     "rank": "rank", "observer": "observer", "human_likeness": "mean rank",
@@ -45,7 +45,7 @@ def figure_html(png: Path, caption: str) -> str:
             f'</a>)</figcaption></figure>')
 
 
-def table_html(df: pd.DataFrame, csv_name: str, max_rows: int = 60) -> str:
+def table_html(df: pd.DataFrame, csv_name: str, max_rows: int = 30) -> str:
     """A table, its first rows inline; an empty cell is shown as a dash and the table's `note`
     column (where it has one) says why."""
     shown = df.head(max_rows)
@@ -57,8 +57,8 @@ def table_html(df: pd.DataFrame, csv_name: str, max_rows: int = 60) -> str:
         blank = ("<p class='thin'>&ndash; = undefined" +
                  (", the <i>note</i> column says why" if "note" in shown.columns else "") +
                  ".</p>")
-    return shown.to_html(index=False, float_format=lambda x: f"{x:.3g}", na_rep="–",
-                         border=0) + blank + more
+    return ("<div class='tw'>" + shown.to_html(index=False, float_format=lambda x: f"{x:.3g}",
+                                               na_rep="–", border=0) + "</div>" + blank + more)
 
 
 def thin(text: str) -> str:
@@ -85,12 +85,14 @@ def leaderboard_html(board: pd.DataFrame, conditions: list[str]) -> str:
             elif c == "rank":
                 text = "" if not np.isfinite(v) else f"{int(v)}"
             elif isinstance(v, (float, np.floating)):
-                text = "&ndash;" if not np.isfinite(v) else f"{v:.2f}"
+                text = "&ndash;" if not np.isfinite(v) else f"{v + 0.0:.2f}".replace(
+                    "-0.00", "0.00")
             else:
                 text = html.escape(str(v))
             cells.append(f"<td>{text}</td>")
         body.append(f"<tr class='{cls}'>" + "".join(cells) + "</tr>")
-    return (f"<table class='board'><tr>{head}</tr>" + "".join(body) + "</table>")
+    return (f"<div class='tw'><table class='board'><tr>{head}</tr>" + "".join(body) +
+            "</table></div>")
 
 
 def page(title: str, simulated: bool, lead: list[str], methods: str,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 import math
+import time
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ import pandas as pd
 from bodyscene.benchmark.analysis.groups import HUMANS, SIMULATED_HUMANS, group_order
 from bodyscene.benchmark.analysis.observations import load_observations
 from bodyscene.benchmark.analysis.stats.accuracy import conditions_in
+from bodyscene.benchmark.analysis.stats.leaderboard import reference_group
 from bodyscene.stimuli.manifest import manifest_sha256
 from tqdm import tqdm
 
@@ -26,12 +28,11 @@ from .html import figure_html, leaderboard_html, page, table_html, thin
 from .methods import methods_paragraph, run_records
 
 LEADERBOARD_TEXT = (
-    "One row per model, ranked by human-likeness: the mean of its ranks on accuracy difference "
-    "to the people (mean |model - people| over conditions), observed consistency, error "
-    "consistency (kappa within each condition, averaged) and the gap between its body - "
-    "background difference and the people's (rank 1 = most human-like). The first row is the "
-    "people themselves; their error consistency is the people-people value, the ceiling. "
-    "Profile distance / noise ceiling: 1 = as close to the people as their own noise allows.")
+    "Rank 1 = most human-like: the mean of a model's ranks on accuracy difference to the "
+    "people, observed consistency, error consistency (kappa within each condition, averaged) "
+    "and the gap between its body - background difference and the people's. The first row is "
+    "the people: their consistencies are people-people values, the ceiling. Profile distance "
+    "/ noise ceiling: 1 = as close to the people as their own noise allows.")
 
 
 def _all_nan(table: pd.DataFrame, column: str) -> bool:
@@ -149,6 +150,15 @@ def summary(obs: pd.DataFrame, tables: dict[str, pd.DataFrame]) -> dict:
     })
 
 
+def _reference_first(summary: pd.DataFrame) -> pd.DataFrame:
+    """Consistency summary rows of the group models are ranked against first."""
+    if summary.empty:
+        return summary
+    ref = reference_group(summary["human_group"])
+    return pd.concat([summary[summary["human_group"] == ref],
+                      summary[summary["human_group"] != ref]], ignore_index=True)
+
+
 def _figures(obs: pd.DataFrame, tables: dict[str, pd.DataFrame], out: Path,
              dpi: int, progress: bool = True) -> dict[str, Path]:
     board = tables["leaderboard"]
@@ -159,12 +169,6 @@ def _figures(obs: pd.DataFrame, tables: dict[str, pd.DataFrame], out: Path,
             ranked + [g for g in groups if g not in ranked and g not in (HUMANS,
                                                                          SIMULATED_HUMANS)]
     conditions = conditions_in(obs)
-    agents_by_group = (obs.drop_duplicates("agent")
-                       .assign(rank=lambda d: d["group"].map({g: i for i, g in
-                                                              enumerate(groups)}))
-                       .sort_values(["rank", "agent"]))
-    agent_labels = [a if g == a else f"{a} [{g}]" for a, g in
-                    zip(agents_by_group["agent"], agents_by_group["group"])]
     jobs = {}
     if len(board) > 1:
         jobs["patterns"] = lambda: figs.patterns(tables["accuracy"], board, conditions)
@@ -172,8 +176,9 @@ def _figures(obs: pd.DataFrame, tables: dict[str, pd.DataFrame], out: Path,
         "accuracy_by_condition": lambda: figs.accuracy_by_condition(tables["accuracy"], groups,
                                                                     conditions),
         "contrasts": lambda: figs.contrasts(tables["contrasts_body_background"]),
-        "error_consistency": lambda: figs.consistency_matrix(
-            tables["error_consistency_pairs"], agents_by_group["agent"].tolist(), agent_labels),
+        "error_consistency": lambda: figs.consistency(
+            tables["error_consistency_pairs"], _reference_first(tables["error_consistency"]),
+            [g for g in groups if g not in (HUMANS, SIMULATED_HUMANS)]),
     }
     if "regression" in tables and tables["regression"]["estimate"].notna().any():
         jobs["regression_effects"] = lambda: figs.regression_effects(tables["regression"])
@@ -182,10 +187,8 @@ def _figures(obs: pd.DataFrame, tables: dict[str, pd.DataFrame], out: Path,
     if len(tables["conflict"]):
         jobs["conflict"] = lambda: figs.conflict(tables["conflict"], groups)
     actions = sorted(set(obs["action"]))
-    for g in groups:
-        safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in g)
-        jobs[f"confusion_{safe}"] = (lambda g=g: figs.confusion(tables["confusion"], g,
-                                                                conditions, actions))
+    jobs["confusions"] = lambda: figs.confusions(tables["confusion"], groups, conditions,
+                                                 actions)
     made = {}
     for name, job in tqdm(jobs.items(), desc="figures", unit="figure", leave=False,
                           disable=not progress):
@@ -200,13 +203,26 @@ def make_report(trials: str | Path, responses_dir: str | Path | None,
     """Write the whole report into `out_dir` (new or empty) and return the summary."""
     cfg = cfg or ReportConfig()
     out = Path(out_dir)
+    clock = time.perf_counter()
+    seconds: dict[str, float] = {}
+
+    def lap(stage: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        seconds[stage] = round(now - clock, 3)
+        clock = now
+
     obs = load_observations(trials, responses_dir, predictions_dir,
                             include_readouts=cfg.include_readouts)
+    lap("load")
     out = fresh_output_dir(out, "report folder")
     tables = analyse(obs, cfg)
+    lap("statistics")
     for name, table in {"observations": obs, **tables}.items():
         write_frame_atomic(out / f"{name}.csv", table)
+    lap("write_tables")
     made = _figures(obs, tables, out, cfg.dpi, cfg.progress)
+    lap("figures")
     records = run_records(responses_dir and Path(responses_dir),
                           predictions_dir and Path(predictions_dir))
     methods = methods_paragraph(obs, records, cfg, Path(trials).name)
@@ -232,17 +248,17 @@ def make_report(trials: str | Path, responses_dir: str | Path | None,
         parts = [figure_html(made[f], heading) for f in fig_names if f in made]
         parts += [table_html(tables[t], f"{t}.csv") for t in table_names if t in tables]
         sections.append((heading, text, parts))
-    confusions = [figure_html(p, n.replace("confusion_", "confusions: "))
-                  for n, p in made.items() if n.startswith("confusion_")]
     sections.append(("Confusions", "Per group and condition: rows are the true action (the "
                      "body's on conflict trials), columns the response, rows sum to 1.",
-                     confusions))
+                     [figure_html(made["confusions"], "Confusions"),
+                      "<p>counts: <a href='confusion.csv'>confusion.csv</a></p>"]))
     title = "bodyscene report" + (" (includes SIMULATED observers)"
                                   if head["includes_simulated"] else "")
     (out / "report.html").write_text(page(title, head["includes_simulated"], lead, methods,
                                           sections), encoding="utf-8")
     write_json_atomic(out / "summary.json", head)
-    write_run_record(out, cfg, cfg.seed, name="report_run.json",
+    lap("html")
+    write_run_record(out, cfg, cfg.seed, name="report_run.json", seconds=seconds,
                      trials=str(trials), manifest_sha256=manifest_sha256(trials),
                      responses=str(responses_dir), predictions=str(predictions_dir),
                      n_trials=len(obs), agents=sorted(set(obs["agent"])))

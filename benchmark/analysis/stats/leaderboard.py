@@ -70,12 +70,12 @@ def leaderboard(accuracy: pd.DataFrame, consistency: pd.DataFrame, likeness: pd.
     first_model = cons.index[0] if len(cons) else None
     rows = [{"rank": np.nan, "observer": ref, "readout_of": "",
              **{f"accuracy_{c}": float(human[c]) for c in conds},
-             "accuracy_difference": 0.0,
+             "accuracy_difference": np.nan,   # comparisons of the people with themselves
              "observed_consistency": get(cons, first_model, "human_human_c_obs"),
              "error_consistency": get(cons, first_model, "human_human_kappa"),
              "error_consistency_humans": get(cons, first_model, "human_human_kappa"),
              "profile_distance_ratio": np.nan, "body_minus_background": human_gap,
-             "body_background_gap": 0.0, "conflict_body_share": body_share.get(ref, np.nan)}]
+             "body_background_gap": np.nan, "conflict_body_share": body_share.get(ref, np.nan)}]
     for m in models:
         a = acc.loc[m]
         shared = [c for c in conds if np.isfinite(a[c]) and np.isfinite(human[c])]
