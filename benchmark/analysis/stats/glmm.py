@@ -4,8 +4,8 @@ likelihood with the Laplace approximation, with Wald intervals that hold their c
     logit P(correct) = X beta + sd_p * a[participant] + sd_i * b[item],   a, b ~ N(0, 1)
 
 Why not statsmodels' variational Bayes (`BinomialBayesMixedGLM.fit_vb`)? Its posterior SDs,
-published as 95% intervals, covered the true condition effects in only 77-89% of simulated
-Latin-square studies (the intercept in 24-29%); this fit covers them in 93-96% (see
+published as 95% intervals, covered the true condition effects in only 78-84% of simulated
+Latin-square studies (the intercept in 24-28%); this fit covers them in 93-96% (see
 docs/report.md, "Choosing the mixed-model intervals").
 
 The criterion is lme4's `nAGQ = 0`: for given SDs, beta and the random effects are found together
