@@ -19,6 +19,7 @@ import pandas as pd
 from bodyscene.benchmark.analysis.groups import SIMULATED_HUMANS
 
 MIN_SHARED = 10  # fewer shared trials than this (per condition) leave a kappa undefined
+SIMULATED_KIND = "human (simulated)"
 
 
 def error_consistency(correct1, correct2) -> dict:
@@ -38,7 +39,7 @@ def error_consistency(correct1, correct2) -> dict:
 def kind_of(agent_kind: str, simulated: bool) -> str:
     if agent_kind == "model":
         return "model"
-    return "human (simulated)" if simulated else "human"
+    return SIMULATED_KIND if simulated else "human"
 
 
 def _kappa_matrices(agent_codes: np.ndarray, trial_codes: np.ndarray, correct: np.ndarray,
@@ -123,7 +124,7 @@ def pair_summary(by_stratum: pd.DataFrame, obs: pd.DataFrame, min_shared: int = 
     `c_obs` is the observed consistency (share of trials both right or both wrong), also
     averaged over conditions."""
     keys = ["agent1", "agent2"]
-    info = [c for c in ("group1", "group2", "kind1", "kind2", "pair_type", "simulated")]
+    info = ("group1", "group2", "kind1", "kind2", "pair_type", "simulated")
     agg = by_stratum.groupby(keys, sort=False).agg(
         **{c: (c, "first") for c in info}, n_shared=("n_shared", "sum"),
         kappa=("kappa", "mean"), n_conditions=("kappa", "count"),
@@ -138,9 +139,6 @@ def pair_summary(by_stratum: pd.DataFrame, obs: pd.DataFrame, min_shared: int = 
                                     f"{min_shared} shared trials, or an observer always "
                                     f"right)"))
     return agg
-
-
-SIMULATED_KIND = "human (simulated)"
 
 
 def _kind_rank(kind: str) -> int:

@@ -48,7 +48,7 @@ def leaderboard(accuracy: pd.DataFrame, consistency: pd.DataFrame, likeness: pd.
         return pd.DataFrame()
     acc = accuracy.pivot_table(index="group", columns="condition", values="accuracy",
                                sort=False)
-    conds = [c for c in acc.columns]
+    conds = list(acc.columns)
     human = acc.loc[ref]
     models = [g for g in acc.index if not is_human_group(g)]
     cons = consistency[consistency["human_group"] == ref].set_index("model") \
