@@ -223,7 +223,15 @@ def _register_report(sub: argparse._SubParsersAction) -> None:
                        help="one study size to simulate (a count)")
     sizes.add_argument("--participant-range", default="4:64:4",
                        help="study sizes to simulate: start:stop:step or a comma list")
-    q.add_argument("--items", type=int, default=40, help="items per condition per participant")
+    q.add_argument("--items", type=int, default=40,
+                   help="items per condition per participant (the square then has k times as "
+                        "many test items); ignored with --trials")
+    q.add_argument("--trials", help="simulate the plan of this trial set (trials.csv): its test "
+                                    "items, dealt to the Latin square as `experiment plan` does")
+    q.add_argument("--conditions", help="the Latin square's conditions, comma-separated "
+                                        "(default: those of --trials, else those of --accuracy)")
+    q.add_argument("--plan-seed", type=int, default=0,
+                   help="the plan's seed (deals items to square groups) with --trials")
     q.add_argument("--participant-sd", type=float, default=0.3,
                    help="SD of participants' ability (logit scale)")
     q.add_argument("--item-sd", type=float, default=0.3, help="SD of item difficulty (logit)")
@@ -274,7 +282,12 @@ def _power(args: argparse.Namespace) -> int:
 
     from bodyscene.tables import fresh_output_dir
 
-    from .analysis.stats.power import PowerConfig, participants_needed, power_curve
+    from .analysis.stats.power import (
+        PowerConfig,
+        participants_needed,
+        power_curve,
+        trials_per_condition,
+    )
 
     accuracy = parse_accuracy(args.accuracy)
     for need in ("body", "background"):
@@ -284,8 +297,18 @@ def _power(args: argparse.Namespace) -> int:
              else parse_sizes(args.participant_range))
     if min(sizes) < 2:
         raise BadInput(f"--participants: a study needs at least 2, got {args.participants}")
+    conditions = (tuple(c.strip() for c in args.conditions.split(",") if c.strip())
+                  if args.conditions else None)
+    groups = None
+    if args.trials:
+        from bodyscene.stimuli.manifest import read_manifest
+
+        from .analysis.stats.power import square_design
+        conditions, groups = square_design(read_manifest(args.trials, check_files=False),
+                                           conditions, args.plan_seed, source=args.trials)
     cfg = PowerConfig(accuracy=accuracy, participants=sizes,
-                      items_per_condition=args.items, participant_sd=args.participant_sd,
+                      items_per_condition=args.items, conditions=conditions,
+                      item_groups=groups, participant_sd=args.participant_sd,
                       item_sd=args.item_sd, n_sims=args.sims, alpha=args.alpha,
                       target=args.target, seed=args.seed)
     out = fresh_output_dir(args.out) if args.out else None
@@ -293,10 +316,15 @@ def _power(args: argparse.Namespace) -> int:
     needed = participants_needed(curve, cfg.target)
     print(curve.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
     effect = accuracy["body"] - accuracy["background"]
-    print(f"body - background = {100 * effect:.1f} points, {cfg.items_per_condition} items per "
-          f"condition: " + (f"{needed} participants reach {100 * cfg.target:.0f}% power"
-                            if needed else f"no simulated size reached "
-                                           f"{100 * cfg.target:.0f}% power"))
+    square = cfg.square()
+    print(f"body - background = {100 * effect:.1f} points; Latin square over "
+          f"{', '.join(square)} with {len(cfg.groups())} test items, about "
+          f"{trials_per_condition(cfg):.0f} per condition per participant: " +
+          (f"{needed} participants reach {100 * cfg.target:.0f}% power"
+           if needed else f"no simulated size reached {100 * cfg.target:.0f}% power"))
+    if any(n % len(square) for n in sizes):
+        print(f"note: sizes that are not a multiple of {len(square)} leave the square "
+              f"incomplete (some rows have one participant more)")
     if out is not None:
         _write_power(out, cfg, curve, needed)
     return 0

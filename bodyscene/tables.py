@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence
 
+import numpy as np
 import pandas as pd
 
 from .errors import BadInput, where
@@ -79,8 +80,12 @@ def read_csv(path: str | Path, schema: Schema) -> pd.DataFrame:
 
 
 def write_csv_atomic(path: str | Path, rows: Iterable[Mapping[str, object]],
-                     columns: Sequence[str]) -> None:
-    """Write a whole table through a temporary file and a rename, so a reader never sees half."""
+                     columns: Sequence[str], significant: int | None = None) -> None:
+    """Write a whole table through a temporary file and a rename, so a reader never sees half.
+
+    Floats are rounded to 6 decimals (the contract files: manifests, responses, predictions,
+    whose bytes are pinned), or with `significant` written to that many significant digits
+    (statistics: a p-value of 2.95e-07 must not become 0.0)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
@@ -89,20 +94,28 @@ def write_csv_atomic(path: str | Path, rows: Iterable[Mapping[str, object]],
                                 lineterminator="\n")
         writer.writeheader()
         for row in rows:
-            writer.writerow({c: _fmt(row.get(c, "")) for c in columns})
+            writer.writerow({c: _fmt(row.get(c, ""), significant) for c in columns})
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
 
 
-def write_frame_atomic(path: str | Path, table: pd.DataFrame) -> None:
-    """`write_csv_atomic` for a DataFrame: its rows, in its column order."""
-    write_csv_atomic(path, table.to_dict("records"), list(table.columns))
+def write_frame_atomic(path: str | Path, table: pd.DataFrame, significant: int = 6) -> None:
+    """`write_csv_atomic` for a DataFrame of results: its rows, in its column order, floats to
+    `significant` significant digits (%.6g by default)."""
+    write_csv_atomic(path, table.to_dict("records"), list(table.columns), significant)
 
 
-def _fmt(value: object) -> str:
+def _fmt(value: object, significant: int | None = None) -> str:
     if value is None:
         return ""
+    if significant is not None:   # results tables
+        if isinstance(value, (bool, np.bool_)):
+            return "true" if value else "false"
+        if isinstance(value, (float, np.floating)):
+            return f"{float(value):.{significant}g}" if value == value else ""
+        return str(value)
+    # contract files: these exact rules are what the pinned manifest hashes were written with
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
@@ -159,8 +172,14 @@ def non_empty(v: str) -> str | None:
     return None if v.strip() else "expected a value"
 
 
+TRUE_SPELLINGS = ("true", "True", "TRUE", "1")
+FALSE_SPELLINGS = ("false", "False", "FALSE", "0")
+
+
 def is_bool(v: str) -> str | None:
-    return None if v in ("true", "false") else "expected true or false"
+    """The spellings our writers, pandas, R and PsychoPy use for booleans."""
+    ok = v in TRUE_SPELLINGS or v in FALSE_SPELLINGS
+    return None if ok else "expected true or false (also True/False, TRUE/FALSE, 1/0)"
 
 
 def is_sha256(v: str) -> str | None:
@@ -169,7 +188,8 @@ def is_sha256(v: str) -> str | None:
 
 
 def parse_bool(v: str) -> bool:
-    return v == "true"
+    """A value `is_bool` accepted, as a bool."""
+    return v in TRUE_SPELLINGS
 
 
 # --- output folders and JSON records ---------------------------------------------------------

@@ -47,6 +47,7 @@ from bodyscene.tables import (
     is_sha256,
     non_empty,
     one_of,
+    parse_bool,
     read_csv,
     write_csv_atomic,
     write_json_atomic,
@@ -208,8 +209,8 @@ def make_plan(trials_csv: str | Path, out_dir: str | Path, cfg: PlanConfig) -> P
         raise BadInput(f"{out_dir / 'plan.json'}: a plan already exists here (participants may "
                        f"have been run on it); choose another --out")
     manifest = read_manifest(trials_csv, check_files=True, check_hashes=False)
-    conditions, test_items = _square_items(trials_csv, manifest, cfg)
-    groups = _assign_groups(test_items, len(conditions), cfg.seed)
+    conditions, test_items = square_items(trials_csv, manifest, cfg)
+    groups = assign_groups(test_items, len(conditions), cfg.seed)
     by_key = {(r.item_id, r.condition): r for r in manifest.itertuples(index=False)}
     test_ids = set(test_items["item_id"])
     practice_pool = _pool(manifest, cfg.practice_split, test_ids)
@@ -269,7 +270,7 @@ def _config_dict(cfg: PlanConfig) -> dict:
     return d
 
 
-def _square_items(path: Path, manifest: pd.DataFrame,
+def square_items(path: Path, manifest: pd.DataFrame,
                   cfg: PlanConfig) -> tuple[tuple[str, ...], pd.DataFrame]:
     """The square's conditions and one row per test item (item_id, action)."""
     test = manifest[manifest["split"] == cfg.test_split]
@@ -291,7 +292,7 @@ def _square_items(path: Path, manifest: pd.DataFrame,
     return conditions, items
 
 
-def _assign_groups(items: pd.DataFrame, k: int, seed: int) -> dict[str, int]:
+def assign_groups(items: pd.DataFrame, k: int, seed: int) -> dict[str, int]:
     """Square group per item: items of each action shuffled and dealt round-robin so each
     group holds (within one) the same number of items of every action, and of all."""
     rng = np.random.default_rng([seed, 7919])
@@ -412,7 +413,7 @@ def _read_trial_list(path: Path) -> pd.DataFrame:
         df[col] = df[col].astype(int)
     for col in ("fps", "duration_s"):
         df[col] = df[col].astype(float)
-    df["feedback"] = df["feedback"] == "true"
+    df["feedback"] = df["feedback"].map(parse_bool).astype(bool)
     expected = list(range(len(df)))
     if df["order"].tolist() != expected:
         bad = next(i for i, (a, b) in enumerate(zip(df["order"], expected)) if a != b)

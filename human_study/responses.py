@@ -19,6 +19,7 @@ from bodyscene.tables import (
     Schema,
     is_bool,
     is_float,
+    parse_bool,
     is_int,
     is_sha256,
     non_empty,
@@ -149,11 +150,13 @@ def _cell(value: object) -> str:
 
 def read_responses(path: str | Path, schema: Schema = RESPONSES_SCHEMA) -> pd.DataFrame:
     """Read and validate one responses (or predictions) file; `correct`/`simulated` become bools
-    and `rt_s` a float column. A torn last line (the process was killed mid-write) is an error
-    naming the row, never silently dropped."""
+    (true/false as written here, True/False as pandas writes, TRUE/FALSE as R, 1/0 as PsychoPy)
+    and `rt_s` a float column. An empty `response` is a time-out: kept and scored wrong. A torn
+    last line (the process was killed mid-write) is an error naming the row, never silently
+    dropped."""
     df = read_csv(path, schema)
     for col in ("correct", "simulated"):
-        df[col] = df[col] == "true"
+        df[col] = df[col].map(parse_bool).astype(bool)
     df["rt_s"] = pd.to_numeric(df["rt_s"].replace("", float("nan")))
     df["order"] = df["order"].astype(int)
     df["block"] = df["block"].astype(int)

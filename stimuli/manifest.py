@@ -145,9 +145,10 @@ def read_manifest(path: str | Path, check_files: bool = True,
                   check_hashes: bool = True, decode: bool = False) -> pd.DataFrame:
     """Read and validate a manifest. Adds `path` (absolute stimulus path) and `choice_list`.
 
-    Beyond the schema: conflict rows must name both actions, every row's action must be among
-    its choices, stimuli must be relative paths inside the manifest's folder, exist and (with
-    check_hashes) match their sha256; with decode, every frame must decode (decode_frames)."""
+    Beyond the schema: conflict rows must name both (different) actions and offer both as
+    choices, every row's action must be among its choices, stimuli must be relative paths inside
+    the manifest's folder, exist and (with check_hashes) match their sha256; with decode, every
+    frame must decode (decode_frames)."""
     path = Path(path)
     df = read_csv(path, MANIFEST_SCHEMA)
     if df.empty:
@@ -170,6 +171,15 @@ def read_manifest(path: str | Path, check_files: bool = True,
             if row.body_action != row.action:
                 raise BadInput(f"{where(path, r, 'action')}: a conflict trial's action is its "
                                f"body_action {row.body_action!r}, got {row.action!r}")
+            if row.background_action not in choices:
+                # its background share would be 0 by construction, not by the observers
+                raise BadInput(f"{where(path, r, 'choices')}: a conflict trial must offer its "
+                               f"background_action {row.background_action!r} among the "
+                               f"choices {row.choices!r}")
+            if row.background_action == row.body_action:
+                raise BadInput(f"{where(path, r, 'background_action')}: a conflict trial's "
+                               f"background action must differ from its body action "
+                               f"{row.body_action!r}")
         outside = outside_reason(row.stimulus)
         if outside:
             raise BadInput(f"{where(path, r, 'stimulus')}: {row.stimulus!r} {outside}; a "

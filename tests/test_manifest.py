@@ -157,3 +157,15 @@ def test_validate_decodes_every_frame(toy_manifest, capsys):
     _swap_frame(toy_manifest, cv2.imencode(".png", bigger)[1].tobytes())
     with pytest.raises(BadInput, match="all frames of an item must match"):
         read_manifest(toy_manifest, decode=True)
+
+
+def test_conflict_trial_must_offer_its_background_action(toy_manifest):
+    """Otherwise its background share would be 0 by construction, not by the observers."""
+    def edit(rows, fields):
+        row = next(r for r in rows if r["condition"] == "conflict")
+        keep = [c for c in row["choices"].split(";") if c != row["background_action"]]
+        row["choices"] = ";".join(keep)
+    _rewrite(toy_manifest, edit)
+    with pytest.raises(BadInput, match=r"column 'choices': a conflict trial must offer its "
+                                       r"background_action"):
+        read_manifest(toy_manifest, check_hashes=False)

@@ -101,12 +101,18 @@ def test_report_end_to_end(study, tmp_path):
     assert json.loads((out / "summary.json").read_text())["groups"]["baseline"]["body"] == cell
 
     html = (out / "report.html").read_text()
-    assert html.count("data:image/png;base64,") >= 7
+    # the first screen is the leaderboard and the pattern figure; everything else collapses
+    assert html.index("Leaderboard") < html.index("patterns.svg") < html.index("<details>")
+    board = pd.read_csv(out / "leaderboard.csv")
+    assert board["observer"].iloc[0] == SIMULATED_HUMANS
+    assert sorted(board["rank"].dropna()) == [1, 2]
+    assert [r["observer"] for r in summary["leaderboard"]] == board["observer"].tolist()
+    assert html.count("data:image/png;base64,") >= 8
     assert "SIMULATED" in html and "humans (simulated)" in html
     assert "6 SIMULATED observers" in html and "200 hierarchical bootstrap" in html
     assert "200 ms" in html  # the measured stimulus duration reached the methods paragraph
     for name in ("accuracy_by_condition", "regression_effects", "contrasts",
-                 "error_consistency", "human_likeness", "conflict", "confusion_baseline"):
+                 "error_consistency", "human_likeness", "conflict", "confusions", "patterns"):
         assert (out / f"{name}.png").stat().st_size > 1000
         assert (out / f"{name}.svg").read_text().lstrip().startswith("<?xml")
     for name in ("accuracy", "regression", "contrasts_body_background", "contrasts_model_model",
@@ -280,3 +286,34 @@ def test_cli_power_writes_curve(tmp_path, capsys):
     assert list(curve["n_participants"]) == [4, 16] and curve["simulated"].all()
     assert (out / "power.png").exists() and (out / "power.svg").exists()
     assert (out / "power_run.json").exists()
+
+
+def test_results_tables_keep_significant_digits(tmp_path):
+    """A p-value of 2.95e-07 was written as 0.0 when results were rounded to 6 decimals."""
+    from bodyscene.tables import write_frame_atomic
+    write_frame_atomic(tmp_path / "t.csv", pd.DataFrame({"p": [2.95e-07, 0.123456789, np.nan],
+                                                        "ok": [True, False, True]}))
+    assert (tmp_path / "t.csv").read_text().splitlines() == [
+        "p,ok", "2.95e-07,true", "0.123457,false", ",true"]
+
+
+@pytest.mark.parametrize("true_text,false_text", [("True", "False"), ("TRUE", "FALSE"),
+                                                  ("1", "0")])
+def test_responses_accept_pandas_r_and_psychopy_booleans(study, true_text, false_text):
+    """pandas writes True/False, R TRUE/FALSE, PsychoPy 1/0: all read as the same answers."""
+    trials, responses, predictions = study
+    before = load_observations(trials, responses, predictions)
+    for f in responses.glob("*.csv"):
+        _rewrite(f, lambda df: [df.__setitem__(c, df[c].map({"true": true_text,
+                                                             "false": false_text}))
+                                for c in ("correct", "simulated")])
+    after = load_observations(trials, responses, predictions)
+    pd.testing.assert_frame_equal(before.drop(columns="source_file"),
+                                  after.drop(columns="source_file"))
+
+
+def test_responses_refuse_other_booleans(study, capsys, tmp_path):
+    f = study[1] / "p01_bodyscene.csv"
+    _rewrite(f, lambda df: df.__setitem__("correct", df["correct"].where(df.index != 0, "yes")))
+    _expect_bad(study, capsys, tmp_path, r"p01_bodyscene\.csv: row 2, column 'correct': "
+                                         r"expected true or false")

@@ -7,10 +7,12 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 from bodyscene.benchmark.analysis.stats.accuracy import accuracy_table
 from bodyscene.benchmark.analysis.stats.bootstrap import hierarchical_ci
 from bodyscene.benchmark.analysis.stats.conflict import conflict_shares
 from bodyscene.benchmark.analysis.stats.consistency import (
+    pair_summary,
     error_consistency,
     pairwise_consistency,
 )
@@ -74,6 +76,27 @@ def test_pairwise_consistency_uses_shared_trials_only():
     assert few["kappa"].isna().all()
 
 
+def test_error_consistency_within_conditions_is_zero_for_independent_observers():
+    """Independent observers whose accuracy depends on the condition: kappa within each
+    condition is ~0, so the headline (mean over conditions) is ~0; pooled over conditions it is
+    ~0.2 (the bias the per-condition computation removes)."""
+    rng = np.random.default_rng(12)
+    acc = {"original": 0.95, "body": 0.8, "background": 0.5, "conflict": 0.2}
+    rows = []
+    for agent in ("a", "b", "c", "d"):
+        for cond, p in acc.items():
+            hits = rng.random(5000) < p          # independent draws: errors unrelated
+            rows += [{"agent": agent, "item_id": f"i{t}", "condition": cond,
+                      "correct": bool(h)} for t, h in enumerate(hits)]
+    obs = tidy(rows)
+    per_condition = pairwise_consistency(obs)
+    assert len(per_condition) == 6 * 4 and per_condition["kappa"].abs().max() < 0.05
+    summary = pair_summary(per_condition, obs)
+    assert (summary["n_conditions"] == 4).all()
+    assert summary["kappa"].abs().max() < 0.03
+    assert summary["kappa_pooled"].min() > 0.15   # the old, pooled number
+
+
 # ------------------------------------------------------------------------- McNemar, Holm
 
 def test_mcnemar_exact_hand_computed():
@@ -101,11 +124,40 @@ def test_mcnemar_agrees_with_statsmodels():
         assert mcnemar(b, c, exact=exact)[1] == pytest.approx(ref)
 
 
-def test_paired_difference_ci():
-    got = paired_difference_ci(b=12, c=4, n=40)
-    assert got["estimate"] == pytest.approx(0.2)
-    half = 1.959964 * math.sqrt(16 - 64 / 40) / 40
-    assert got["ci_low"] == pytest.approx(0.2 - half)
+def test_paired_difference_ci_matches_newcombe_1998():
+    """Newcombe (1998, Stat Med 17:2635), Table III, method 10: 35 published limits."""
+    import json
+    from pathlib import Path
+    known = json.loads((Path(__file__).parent / "data" / "newcombe1998_method10.json")
+                       .read_text())
+    checked = 0
+    for a, b, c, d, lo, hi in known["rows"]:
+        got = paired_difference_ci(a, b, c, d)
+        assert -1 <= got["ci_low"] <= got["estimate"] <= got["ci_high"] <= 1
+        for want, value in ((lo, got["ci_low"]), (hi, got["ci_high"])):
+            if want is not None:
+                assert round(value, 4) == pytest.approx(want, abs=1e-9), (a, b, c, d)
+                checked += 1
+    assert checked == 35
+
+
+def test_paired_difference_ci_stays_in_range_and_covers():
+    """The Wald interval gave [0, 0] for b = c = 0 and exceeded 1 for b=5, c=1, n=6; the exact
+    coverage (summed over every possible 2x2 table) must be near 95%."""
+    none = paired_difference_ci(10, 0, 0, 10)   # no discordant pair in 20: not [0, 0]
+    assert none["ci_low"] < -0.05 and none["ci_high"] > 0.05
+    wide = paired_difference_ci(0, 5, 1, 0)
+    assert -1 <= wide["ci_low"] < wide["ci_high"] <= 1
+    for n, probs in ((20, [0.6, 0.15, 0.05, 0.2]), (40, [0.5, 0.2, 0.1, 0.2])):
+        truth, covered = probs[1] - probs[2], 0.0
+        for a in range(n + 1):
+            for b in range(n + 1 - a):
+                for c in range(n + 1 - a - b):
+                    d = n - a - b - c
+                    got = paired_difference_ci(a, b, c, d)
+                    if got["ci_low"] <= truth <= got["ci_high"]:
+                        covered += stats.multinomial.pmf([a, b, c, d], n, probs)
+        assert 0.93 <= covered <= 0.98, (n, covered)  # measured 0.965, 0.952
 
 
 def test_holm_hand_computed():
@@ -181,11 +233,21 @@ def test_bootstrap_seeded_and_reproducible():
     assert first[0] == pytest.approx(correct.mean())
 
 
+def test_bootstrap_counts_resamples_that_draw_no_trial():
+    """Observer A saw only item 1, B only item 2. A resample draws no trial when it draws A
+    twice and item 2 twice, or B twice and item 1 twice: 2 x (1/4 x 1/4) = 1/8 of resamples."""
+    point, lo, hi, dropped = hierarchical_ci(np.array(["A", "B"]), np.array(["i1", "i2"]),
+                                             np.array([1.0, 0.0]), n_boot=4000, seed=3)
+    assert point == 0.5 and lo == 0.0 and hi == 1.0
+    assert dropped / 4000 == pytest.approx(1 / 8, abs=0.02)
+
+
 def test_bootstrap_is_wider_than_a_naive_trial_bootstrap():
     agents, items, correct = _nested(np.random.default_rng(2), sd=1.2)
-    _, lo, hi = hierarchical_ci(agents, items, correct, n_boot=500, seed=0)
+    _, lo, hi, _ = hierarchical_ci(agents, items, correct, n_boot=500, seed=0)
     naive = np.arange(len(correct)).astype(str)  # every trial its own observer and item
-    _, nlo, nhi = hierarchical_ci(np.zeros(len(correct)), naive, correct, n_boot=500, seed=0)
+    _, nlo, nhi, _ = hierarchical_ci(np.zeros(len(correct)), naive, correct, n_boot=500,
+                                     seed=0)
     assert (hi - lo) > 1.3 * (nhi - nlo)
 
 
@@ -331,7 +393,7 @@ def test_power_grows_with_participants_and_is_alpha_without_effect():
     )
 
     cfg = PowerConfig(accuracy={"body": 0.85, "background": 0.75}, participants=(4, 12, 32),
-                      items_per_condition=20, n_sims=120, seed=0)
+                      items_per_condition=30, n_sims=120, seed=0)
     curve = power_curve(cfg)
     assert list(curve["n_participants"]) == [4, 12, 32]
     assert curve["power"].iloc[0] < curve["power"].iloc[-1]
@@ -341,3 +403,195 @@ def test_power_grows_with_participants_and_is_alpha_without_effect():
                                    participants=(12,), items_per_condition=20, n_sims=200))
     assert null["power"].iloc[0] < 0.1  # one-directional hits: about alpha / 2
     assert participants_needed(null) is None
+
+
+# ------------------------------------------------------------------- the mixed model
+
+def _latin_square_study(n_people: int, n_items: int, accuracy: dict, sd: float,
+                        rng: np.random.Generator) -> pd.DataFrame:
+    """The plan's design: items dealt to k groups, participant row r sees group g in condition
+    (g + r) mod k, each item once; observers drawn from the simulated observer model."""
+    from bodyscene.human_study import simulate
+    conds = np.array(list(accuracy), dtype=object)
+    part = np.repeat(np.arange(n_people), n_items)
+    item = np.tile(np.arange(n_items), n_people)
+    cond = conds[(item % len(conds) + part) % len(conds)]
+    model = simulate.ObserverModel(accuracy=accuracy, participant_sd=sd, item_sd=sd)
+    correct = simulate.draw_correct(model, cond, part, item, rng)
+    return pd.DataFrame({"agent": [f"p{p}" for p in part], "item_id": [f"i{i}" for i in item],
+                         "condition": cond, "correct": correct, "group": "humans",
+                         "simulated": True})
+
+
+def test_glmm_equals_logistic_regression_without_random_effects():
+    """With the random-intercept SDs fixed near 0 the model is a plain logistic regression:
+    estimates and standard errors must equal statsmodels' GLM."""
+    import statsmodels.api as sm
+    from bodyscene.benchmark.analysis.stats import glmm
+    from bodyscene.benchmark.analysis.stats.regression import design
+    obs = _latin_square_study(12, 40, {"original": 0.85, "body": 0.8, "background": 0.6},
+                              0.5, np.random.default_rng(4))
+    d = design(obs)
+    fit = glmm.fit(d.exog.to_numpy(), obs["correct"].to_numpy(float), d.participants, d.items,
+                   sd=(1e-6, 1e-6))
+    ref = sm.GLM(obs["correct"].to_numpy(float), d.exog, family=sm.families.Binomial()).fit()
+    assert fit.beta == pytest.approx(ref.params.to_numpy(), abs=1e-6)
+    assert np.sqrt(np.diag(fit.cov)) == pytest.approx(ref.bse.to_numpy(), rel=1e-5)
+
+
+def test_glmm_recovers_planted_effects_and_sds():
+    from bodyscene.benchmark.analysis.stats.regression import fit_mixed
+    acc = {"original": 0.85, "body": 0.8, "background": 0.7, "conflict": 0.6}
+    obs = _latin_square_study(28, 200, acc, 1.0, np.random.default_rng(1))
+    table = fit_mixed(obs).set_index("term")
+    logit = {c: math.log(a / (1 - a)) for c, a in acc.items()}
+    for c in ("body", "background", "conflict"):
+        row = table.loc[f"condition[{c}]"]
+        assert abs(row["estimate"] - (logit[c] - logit["original"])) < 3 * row["se"]
+    assert table.loc["sd(item)", "estimate"] == pytest.approx(1.0, abs=0.3)
+    assert table.loc["sd(participant)", "estimate"] == pytest.approx(1.0, abs=0.45)
+    assert not table["separation"].any()
+
+
+def test_regression_flags_separation_and_keeps_other_terms():
+    """A model at 100% on body frames: its terms that involve that cell get no interval, the
+    reason is written beside them, and the people's terms are untouched."""
+    from bodyscene.benchmark.analysis.stats.regression import regression_table
+    acc = {"original": 0.85, "body": 0.8, "background": 0.6}
+    obs = _latin_square_study(12, 60, acc, 0.5, np.random.default_rng(2))
+    rng = np.random.default_rng(3)
+    items = obs[["item_id"]].drop_duplicates()
+    model = pd.concat([items.assign(condition=c) for c in acc], ignore_index=True).assign(
+        agent="m", group="m", simulated=False)
+    model["correct"] = np.where(model["condition"] == "body", True,
+                                rng.random(len(model)) < 0.7)
+    table = regression_table(pd.concat([obs, model], ignore_index=True))
+    for method, fit in table.groupby("method"):
+        fit = fit.set_index("term")
+        flagged = set(fit.index[fit["separation"]])
+        assert flagged == {"condition[body]:group[m]"}, (method, flagged)
+        assert fit.loc["condition[body]:group[m]", "note"].startswith("separation: m on body")
+        assert np.isnan(fit.loc["condition[body]:group[m]", "ci_low"])
+        assert np.isfinite(fit.loc["condition[body]", "ci_low"])
+
+
+@pytest.mark.slow
+def test_glmm_intervals_hold_their_coverage():
+    """Planted truth, 200 simulated Latin-square studies: the 95% intervals of the condition
+    effects must cover the truth 92-98% of the time (variational Bayes covered 77-89%)."""
+    from bodyscene.benchmark.analysis.stats.regression import fit_mixed
+    acc = {"original": 0.85, "body": 0.8, "background": 0.7, "conflict": 0.6}
+    logit = {c: math.log(a / (1 - a)) for c, a in acc.items()}
+    rng = np.random.default_rng(2024)
+    hits = []
+    for _ in range(200):
+        table = fit_mixed(_latin_square_study(16, 80, acc, 1.0, rng)).set_index("term")
+        for c in ("body", "background", "conflict"):
+            row = table.loc[f"condition[{c}]"]
+            hits.append(row["ci_low"] <= logit[c] - logit["original"] <= row["ci_high"])
+    coverage = float(np.mean(hits))
+    print(f"coverage of the condition effects: {coverage:.3f} over {len(hits)} intervals")
+    assert 0.92 <= coverage <= 0.98, coverage
+
+
+def test_r_normalised_is_one_for_a_model_equal_to_the_population():
+    """Participants drawn around one true fine profile (condition x action); a model whose
+    profile *is* that truth must score r_normalised = 1 on average (it scored 1.11 when r was
+    divided by the reliability instead of its square root)."""
+    rng = np.random.default_rng(7)
+    conds, actions = ("original", "body", "background", "conflict"), [f"a{i}" for i in range(8)]
+    truth = {(c, a): p for (c, a), p in
+             zip([(c, a) for c in conds for a in actions], rng.uniform(0.3, 0.95, 32))}
+    cells = pd.DataFrame(list(truth), columns=["condition", "action"])
+    p_true = np.array(list(truth.values()))
+    people = cells.loc[np.tile(np.repeat(np.arange(32), 4), 16)].reset_index(drop=True)
+    people["agent"] = np.repeat([f"p{p}" for p in range(16)], 32 * 4)
+    people["item_id"] = "i"
+    # the model: exactly the true accuracy in every cell (1000 trials, rounded counts)
+    model = cells.loc[np.repeat(np.arange(32), 1000)].reset_index(drop=True)
+    model = model.assign(agent="m", agent_kind="model", item_id="i",
+                         correct=np.tile(np.arange(1000), 32) < np.repeat(
+                             np.round(1000 * p_true), 1000))
+    scores = []
+    for _ in range(15):
+        people["correct"] = rng.random(len(people)) < np.tile(np.repeat(p_true, 4), 16)
+        rows = pd.concat([people, model], ignore_index=True)
+        like = human_likeness(tidy(rows), n_splits=100, seed=1)
+        row = like[like["profile"] == "condition x action"].iloc[0]
+        assert 0.3 < row["r_ceiling"] < 0.95  # noisy enough that the ceiling matters
+        scores.append(row["r_normalised"])
+    print(f"r_normalised of the true profile: mean {np.mean(scores):.3f}")
+    assert np.mean(scores) == pytest.approx(1.0, abs=0.05), np.mean(scores)
+
+
+def test_power_simulates_the_plans_latin_square(tmp_path):
+    """The simulated trials are the plan's: for a toy trial set, every participant of a real
+    `make_plan` sees each test item in the condition the power simulation gives it."""
+    from bodyscene.benchmark.analysis.stats.power import square_design, square_trials
+    from bodyscene.human_study.plan import PlanConfig, make_plan
+    from bodyscene.stimuli.manifest import read_manifest
+    from conftest import write_toy_manifest
+    trials = write_toy_manifest(tmp_path / "stim", items_per_split={"train": 1, "val": 1,
+                                                                    "test": 4})
+    plan = make_plan(trials, tmp_path / "plan", PlanConfig(n_participants=8, seed=3))
+    conds, groups = square_design(read_manifest(trials, check_files=False), seed=3)
+    assert conds == ("original", "body", "background", "conflict")
+    items = sorted(read_manifest(trials, check_files=False)
+                   .query("split == 'test'")["item_id"].unique())
+    part, item, cond = square_trials(8, np.asarray(groups), conds)
+    for p in range(8):
+        listed = pd.read_csv(plan / f"P{p + 1:02d}.csv").query("phase == 'main'")
+        got = dict(zip(listed["item_id"], listed["condition"]))
+        want = {items[i]: c for i, c in zip(item[part == p], cond[part == p])}
+        assert got == want
+
+
+def test_power_without_random_effects_matches_the_noncentral_t():
+    """No participant or item variability: each participant's difference is a difference of two
+    binomial proportions, so the paired t-test's power is known from the noncentral t."""
+    from bodyscene.benchmark.analysis.stats.power import PowerConfig, power_curve
+    pa, pb, m, n = 0.8, 0.7, 20, 12
+    cfg = PowerConfig(accuracy={"body": pa, "background": pb}, participants=(n,),
+                      items_per_condition=m, participant_sd=0.0, item_sd=0.0, n_sims=2000)
+    got = power_curve(cfg)["power"].iloc[0]
+    sd = math.sqrt(pa * (1 - pa) / m + pb * (1 - pb) / m)
+    ncp = (pa - pb) / sd * math.sqrt(n)
+    want = stats.nct.sf(stats.t.ppf(0.975, n - 1), n - 1, ncp)
+    assert got == pytest.approx(want, abs=0.04), (got, want)
+
+
+def test_power_of_the_square_is_lower_when_items_vary():
+    """Each participant sees body and background on different items, so item variability adds
+    to the participant's difference instead of cancelling."""
+    from bodyscene.benchmark.analysis.stats.power import PowerConfig, power_curve
+    base = dict(accuracy={"body": 0.85, "background": 0.8}, participants=(28,),
+                items_per_condition=40, participant_sd=0.3, n_sims=1000, seed=1)
+    calm = power_curve(PowerConfig(item_sd=0.0, **base))["power"].iloc[0]
+    varied = power_curve(PowerConfig(item_sd=1.5, **base))["power"].iloc[0]
+    assert varied < calm - 0.07, (calm, varied)  # measured: 0.85 vs 0.74
+
+
+def test_leaderboard_hand_computed():
+    from bodyscene.benchmark.analysis.stats.leaderboard import leaderboard
+    acc = {"humans": (0.9, 0.9, 0.6), "A": (0.9, 0.9, 0.6), "B": (0.9, 0.3, 0.9),
+           "A:body": (0.5, 0.9, 0.2)}
+    accuracy = pd.DataFrame([{"group": g, "condition": c, "accuracy": a}
+                             for g, v in acc.items()
+                             for c, a in zip(("original", "body", "background"), v)])
+    cons = pd.DataFrame([
+        {"model": "A", "human_group": "humans", "kappa_with_humans": 0.3,
+         "c_obs_with_humans": 0.8, "human_human_kappa": 0.4, "human_human_c_obs": 0.85},
+        {"model": "B", "human_group": "humans", "kappa_with_humans": 0.1,
+         "c_obs_with_humans": 0.6, "human_human_kappa": 0.4, "human_human_c_obs": 0.85}])
+    conflict = pd.DataFrame([{"group": "B", "cue": "body", "share": 0.2}])
+    board = leaderboard(accuracy, cons, pd.DataFrame(), conflict)
+    assert board["observer"].tolist() == ["humans", "A", "A:body", "B"]
+    b = board.set_index("observer")
+    assert b.loc["B", "accuracy_difference"] == pytest.approx((0 + 0.6 + 0.3) / 3)
+    assert b.loc["B", "body_minus_background"] == pytest.approx(-0.6)
+    assert b.loc["B", "body_background_gap"] == pytest.approx(0.9)   # |-0.6 - 0.3|
+    assert b.loc["A", "rank"] == 1 and b.loc["B", "rank"] == 2
+    assert b.loc["A", "human_likeness"] == 1.0 and b.loc["B", "human_likeness"] == 2.0
+    assert np.isnan(b.loc["A:body", "rank"]) and b.loc["A:body", "readout_of"] == "A"
+    assert b.loc["humans", "error_consistency"] == 0.4   # the people-people ceiling
+    assert b.loc["B", "conflict_body_share"] == 0.2

@@ -7,12 +7,14 @@ from bodyscene.benchmark.analysis.stats.accuracy import accuracy_table, agent_ac
 from bodyscene.benchmark.analysis.stats.conflict import conflict_shares
 from bodyscene.benchmark.analysis.stats.consistency import (
     consistency_summary,
+    pair_summary,
     pairwise_consistency,
 )
 from bodyscene.benchmark.analysis.stats.contrasts import (
     condition_contrasts,
     model_vs_model,
 )
+from bodyscene.benchmark.analysis.stats.leaderboard import leaderboard
 from bodyscene.benchmark.analysis.stats.likeness import human_ceiling, human_likeness
 from bodyscene.benchmark.analysis.stats.regression import regression_table
 from tqdm import tqdm
@@ -31,7 +33,8 @@ def analyse(obs: pd.DataFrame, cfg: ReportConfig) -> dict[str, pd.DataFrame]:
         ("agent_accuracy", lambda: agent_accuracy(obs)),
         ("contrasts_body_background", lambda: condition_contrasts(obs, "body", "background")),
         ("contrasts_model_model", lambda: model_vs_model(obs)),
-        ("error_consistency_pairs", lambda: pairwise_consistency(obs, cfg.min_shared_trials)),
+        ("error_consistency_by_condition",
+         lambda: pairwise_consistency(obs, cfg.min_shared_trials)),
         ("human_ceiling", lambda: human_ceiling(obs, cfg.split_halves, cfg.seed)),
         ("human_likeness", lambda: human_likeness(obs, cfg.split_halves, cfg.seed)),
         ("conflict", lambda: conflict_shares(obs, n_boot=cfg.bootstrap, seed=cfg.seed,
@@ -43,7 +46,12 @@ def analyse(obs: pd.DataFrame, cfg: ReportConfig) -> dict[str, pd.DataFrame]:
     for name, step in tqdm(steps, desc="statistics", unit="table", leave=False,
                                disable=not cfg.progress):
         tables[name] = step()
+    by_condition = tables["error_consistency_by_condition"]
+    tables["error_consistency_pairs"] = pair_summary(by_condition, obs, cfg.min_shared_trials)
     tables["error_consistency"] = consistency_summary(tables["error_consistency_pairs"])
+    tables["error_consistency_conditions"] = consistency_summary(by_condition, by="condition")
+    tables["leaderboard"] = leaderboard(tables["accuracy"], tables["error_consistency"],
+                                        tables["human_likeness"], tables["conflict"])
     tables["confusion"] = confusion_table(obs)
     return tables
 

@@ -5,6 +5,7 @@ shows any simulated data says so in its title."""
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -21,10 +22,13 @@ SIM_NOTE = " (includes simulated observers)"
 def save_figure(fig, stem: Path, dpi: int = 150) -> list[Path]:
     """Every figure the suite makes is saved here: `stem`.png and `stem`.svg, then closed."""
     paths = []
-    for ext in ("png", "svg"):
-        path = stem.with_name(f"{stem.name}.{ext}")
-        fig.savefig(path, dpi=dpi, bbox_inches="tight")
-        paths.append(path)
+    # Each figure lays itself out (tight_layout); bbox_inches="tight" would draw it twice more.
+    # SVG text stays text (smaller, editable, faster to write).
+    with plt.rc_context({"svg.fonttype": "none"}):
+        for ext in ("png", "svg"):
+            path = stem.with_name(f"{stem.name}.{ext}")
+            fig.savefig(path, dpi=dpi)
+            paths.append(path)
     plt.close(fig)
     return paths
 
@@ -48,7 +52,9 @@ def group_style(groups: list[str]) -> dict[str, dict]:
 
 
 def _title(ax, text: str, simulated: bool) -> None:
-    ax.set_title(text + (SIM_NOTE if simulated else ""), fontsize=10)
+    """A title wrapped to the figure's width (figures are not cropped to their contents)."""
+    width = max(30, int(ax.figure.get_figwidth() * 11))
+    ax.set_title(textwrap.fill(text + (SIM_NOTE if simulated else ""), width), fontsize=10)
 
 
 def accuracy_by_condition(acc: pd.DataFrame, groups: list[str], conditions: list[str]):
@@ -80,23 +86,26 @@ def accuracy_by_condition(acc: pd.DataFrame, groups: list[str], conditions: list
 
 
 def regression_effects(reg: pd.DataFrame):
-    """Forest plot of the fixed effects (log-odds) of both fits."""
-    fixed = reg[reg["term"].str.contains(r"\[", regex=True) & reg["estimate"].notna()]
+    """Forest plot of the fixed effects (log-odds) of both fits; terms flagged for separation
+    (a cell at 0% or 100%: no finite estimate) are left out, so the axis shows real effects."""
+    fixed = reg[reg["term"].str.contains(r"\[", regex=True) & reg["estimate"].notna()
+                & ~reg["separation"].fillna(False).astype(bool)]
     terms = list(dict.fromkeys(fixed["term"]))
     fig, ax = plt.subplots(figsize=(7.0, 0.28 * len(terms) + 1.5))
     methods = list(dict.fromkeys(fixed["method"]))
     for k, method in enumerate(methods):
         sub = fixed[fixed["method"] == method].set_index("term").reindex(terms)
         y = np.arange(len(terms)) + (k - (len(methods) - 1) / 2) * 0.3
-        shown = ~sub["separation"].fillna(False).astype(bool).to_numpy()
-        ax.errorbar(sub["estimate"][shown], y[shown],
+        ax.errorbar(sub["estimate"], y,
                     xerr=np.vstack([sub["estimate"] - sub["ci_low"],
-                                    sub["ci_high"] - sub["estimate"]])[:, shown],
+                                    sub["ci_high"] - sub["estimate"]]),
                     fmt="o" if k == 0 else "s", ms=3, capsize=2, label=method)
     ax.axvline(0, color="k", lw=0.8)
     ax.set_yticks(np.arange(len(terms)), terms, fontsize=7)
     ax.invert_yaxis()
-    ax.set_xlabel("effect (log-odds; terms at 0%/100% cells omitted)")
+    n_left = reg.loc[reg["separation"].fillna(False).astype(bool), "term"].nunique()
+    ax.set_xlabel("effect (log-odds)" + (f"; {n_left} term(s) at 0%/100% cells left out"
+                                         if n_left else ""))
     _title(ax, "correct ~ condition * group, random intercepts participant + item",
            bool(reg["simulated"].any()))
     ax.legend(fontsize=7)
@@ -122,22 +131,36 @@ def contrasts(con: pd.DataFrame):
     return fig
 
 
-def consistency_matrix(pairs: pd.DataFrame, agents: list[str], labels: list[str]):
-    """Kappa for every pair of observers, ordered by group."""
-    idx = {a: i for i, a in enumerate(agents)}
-    mat = np.full((len(agents), len(agents)), np.nan)
-    for row in pairs.itertuples():
-        i, j = idx[row.agent1], idx[row.agent2]
-        mat[i, j] = mat[j, i] = row.kappa
-    size = min(12.0, 3.0 + 0.22 * len(agents))
-    fig, ax = plt.subplots(figsize=(size + 1.2, size))
-    im = ax.imshow(mat, cmap="RdBu_r", vmin=-1, vmax=1)
-    ticks = np.arange(len(agents))
-    fs = 7 if len(agents) < 40 else 5
-    ax.set_xticks(ticks, labels, rotation=90, fontsize=fs)
-    ax.set_yticks(ticks, labels, fontsize=fs)
-    fig.colorbar(im, ax=ax, label="error consistency (Cohen's kappa)", shrink=0.8)
-    _title(ax, "Error consistency, trial by trial", bool(pairs["simulated"].any()))
+def consistency(pairs: pd.DataFrame, summary: pd.DataFrame, models: list[str]):
+    """Error consistency of each model with each person (dots; per-condition kappa averaged),
+    their mean (bar), beside the people-people distribution (grey band: interquartile range,
+    line: mean), models in leaderboard order."""
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.55 * len(models) + 2.5), 3.6))
+    simulated = bool(summary["simulated"].any()) if len(summary) else False
+    for hg, sub in summary.groupby("human_group", sort=False):
+        first = sub.iloc[0]
+        if np.isfinite(first["human_human_kappa"]):
+            ax.axhspan(first["human_human_q25"], first["human_human_q75"], color="0.88",
+                       label=f"{hg}-{hg}: interquartile range")
+            ax.axhline(first["human_human_kappa"], color="0.4", lw=1.2,
+                       label=f"{hg}-{hg}: mean (the ceiling)")
+        sub = sub.set_index("model").reindex(models)
+        x = np.arange(len(models))
+        ax.bar(x, sub["kappa_with_humans"], 0.6, color="tab:blue", alpha=0.8,
+               hatch="//" if hg == SIMULATED_HUMANS else None, label=f"model-{hg}: mean")
+        dots = pairs[((pairs["group1"] == hg) & pairs["group2"].isin(models)) |
+                     ((pairs["group2"] == hg) & pairs["group1"].isin(models))].dropna(
+                         subset=["kappa"])
+        model_of = np.where(dots["group1"] == hg, dots["group2"], dots["group1"])
+        pos = pd.Series(x, index=models).reindex(model_of).to_numpy(float)
+        jitter = np.random.default_rng(0).uniform(-0.2, 0.2, len(pos))
+        ax.plot(pos + jitter, dots["kappa"], ".", color="k", ms=2, alpha=0.5)
+        break  # the reference group only (people when there are any)
+    ax.axhline(0, color="k", lw=0.8)
+    ax.set_xticks(np.arange(len(models)), models, rotation=30, ha="right")
+    ax.set_ylabel("error consistency (kappa)")
+    _title(ax, "Error consistency with each person (dots), per-condition mean", simulated)
+    ax.legend(fontsize=7, loc="upper right")
     fig.tight_layout()
     return fig
 
@@ -168,16 +191,23 @@ def likeness(like: pd.DataFrame):
 
 
 def conflict(con: pd.DataFrame, groups: list[str]):
-    """Shares of conflict answers that follow the body and the background, per group."""
+    """Shares of conflict answers that follow the body and the background, per group;
+    simulated groups hatched and labelled like everywhere else."""
     fig, ax = plt.subplots(figsize=(max(5.0, 0.8 * len(groups) + 2), 3.6))
     x = np.arange(len(groups))
+    simulated = con.groupby("group")["simulated"].all().reindex(groups).fillna(False)
     for k, (cue, color) in enumerate([("body", "tab:orange"), ("background", "tab:green")]):
         sub = con[con["cue"] == cue].set_index("group").reindex(groups)
         err = np.vstack([sub["share"] - sub["ci_low"], sub["ci_high"] - sub["share"]])
-        ax.bar(x + (k - 0.5) * 0.38, sub["share"], 0.38, yerr=np.nan_to_num(err), capsize=2,
-               color=color, label=f"follows the {cue}")
+        bars = ax.bar(x + (k - 0.5) * 0.38, sub["share"], 0.38, yerr=np.nan_to_num(err),
+                      capsize=2, color=color, label=f"follows the {cue}")
+        for bar, sim in zip(bars, simulated):
+            if sim:
+                bar.set_hatch("//")
+                bar.set_edgecolor("0.3")
     ax.axhline(float(con["chance"].mean()), color="k", ls="--", lw=1, label="chance")
-    labels = [g for g in groups]
+    labels = [f"{g} (simulated)" if sim and "simulated" not in g else g
+              for g, sim in zip(groups, simulated)]
     ax.set_xticks(x, labels, rotation=30, ha="right")
     ax.set_ylim(0, 1.02)
     ax.set_ylabel("share of conflict answers")
@@ -187,26 +217,87 @@ def conflict(con: pd.DataFrame, groups: list[str]):
     return fig
 
 
-def confusion(conf: pd.DataFrame, group: str, conditions: list[str], actions: list[str]):
-    """Row-normalised confusion matrices of one group, one panel per condition."""
-    sub = conf[conf["group"] == group]
-    responses = actions + sorted(set(sub["response"]) - set(actions))
-    fig, axes = plt.subplots(1, len(conditions), figsize=(2.6 * len(conditions) + 1, 2.9),
-                             squeeze=False)
-    for ax, cond in zip(axes[0], conditions):
-        c = sub[sub["condition"] == cond]
-        mat = (c.pivot_table(index="action", columns="response", values="n", aggfunc="sum")
-               .reindex(index=actions, columns=responses).fillna(0).to_numpy())
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mat = mat / mat.sum(axis=1, keepdims=True)
-        ax.imshow(mat, cmap="Blues", vmin=0, vmax=1)
-        ax.set_title(cond, fontsize=9)
-        fs = 7 if len(actions) <= 12 else 4
-        ax.set_xticks(np.arange(len(responses)), responses, rotation=90, fontsize=fs)
-        ax.set_yticks(np.arange(len(actions)), actions, fontsize=fs)
-        ax.set_xlabel("response", fontsize=8)
-    axes[0][0].set_ylabel("true action (body's, on conflict)", fontsize=8)
-    fig.suptitle(f"Confusions: {group}" + (SIM_NOTE if bool(sub["simulated"].any()) else ""),
-                 fontsize=10)
+def patterns(acc: pd.DataFrame, board: pd.DataFrame, conditions: list[str]):
+    """Each model's accuracy by condition beside the people's, one panel per model in
+    leaderboard order: the shape of the profile, not only its height, is what is compared."""
+    ref = board["observer"].iloc[0]
+    models = board["observer"].iloc[1:].tolist()
+    cols = min(4, max(1, len(models)))
+    rows = int(np.ceil(len(models) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(2.9 * cols + 0.4, 2.3 * rows + 0.5),
+                             sharey=True, squeeze=False)
+    x = np.arange(len(conditions))
+    human = acc[acc["group"] == ref].set_index("condition").reindex(conditions)
+    chance = acc.groupby("condition")["chance"].mean().reindex(conditions).to_numpy()
+    human_sim = bool(human["simulated"].fillna(False).any())
+    for ax, (_, row) in zip(axes.ravel(), board.iloc[1:].iterrows()):
+        m = acc[acc["group"] == row["observer"]].set_index("condition").reindex(conditions)
+        ax.fill_between(x, human["ci_low"], human["ci_high"], color="0.8", lw=0)
+        ax.plot(x, human["accuracy"], marker="o", color="0.35", ms=3, lw=1.2,
+                ls="--" if human_sim else "-", label=ref)
+        ax.errorbar(x, m["accuracy"], yerr=np.nan_to_num(np.vstack(
+            [m["accuracy"] - m["ci_low"], m["ci_high"] - m["accuracy"]])), fmt="o-",
+            color="tab:blue", ms=3, lw=1.5, capsize=2, label="model")
+        ax.plot(x, chance, ":", color="k", lw=0.8)
+        rank = "" if not np.isfinite(row["rank"]) else f"#{int(row['rank'])} "
+        ax.set_title(f"{rank}{row['observer']}", fontsize=9)
+        ax.set_xticks(x, conditions, fontsize=7)
+        ax.set_ylim(0, 1.02)
+    for ax in axes.ravel()[len(models):]:
+        ax.axis("off")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("accuracy", fontsize=8)
+    axes.ravel()[0].legend(fontsize=7, loc="lower left")
+    fig.suptitle("Each model (blue) against the people (grey band: 95% interval), ranked by "
+                 "human-likeness" + (SIM_NOTE if human_sim else ""), fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def confusions(conf: pd.DataFrame, groups: list[str], conditions: list[str],
+               actions: list[str]):
+    """Row-normalised confusion matrices, one row of blocks per group (in report order), one
+    column per condition, drawn as a single mosaic image: one axes instead of one per panel
+    keeps the report fast with many models."""
+    responses = actions + sorted(set(conf["response"]) - set(actions))
+    na, nr, gap = len(actions), len(responses), 1
+    mosaic = np.full((len(groups) * (na + gap) - gap, len(conditions) * (nr + gap) - gap),
+                     np.nan)
+    for r, group in enumerate(groups):
+        sub = conf[conf["group"] == group]
+        for c, cond in enumerate(conditions):
+            cell = sub[sub["condition"] == cond]
+            mat = (cell.pivot_table(index="action", columns="response", values="n",
+                                    aggfunc="sum")
+                   .reindex(index=actions, columns=responses).fillna(0).to_numpy())
+            with np.errstate(invalid="ignore", divide="ignore"):
+                mat = mat / mat.sum(axis=1, keepdims=True)
+            y0, x0 = r * (na + gap), c * (nr + gap)
+            mosaic[y0:y0 + na, x0:x0 + nr] = mat
+    scale = 0.16
+    fig, ax = plt.subplots(figsize=(mosaic.shape[1] * scale + 2.4,
+                                    mosaic.shape[0] * scale + 1.6))
+    ax.imshow(np.ma.masked_invalid(mosaic), cmap="Blues", vmin=0, vmax=1,
+              interpolation="nearest")
+    fs = 6 if na <= 12 else 4
+    ax.set_xticks([c * (nr + gap) + i for c in range(len(conditions)) for i in range(nr)],
+                  responses * len(conditions), rotation=90, fontsize=fs)
+    ax.set_yticks([r * (na + gap) + i for r in range(len(groups)) for i in range(na)],
+                  actions * len(groups), fontsize=fs)
+    for c, cond in enumerate(conditions):
+        ax.text(c * (nr + gap) + (nr - 1) / 2, -1.0, cond, ha="center", va="bottom",
+                fontsize=9)
+    simulated = conf.groupby("group")["simulated"].any()
+    for r, group in enumerate(groups):
+        sim = bool(simulated.get(group, False)) and "simulated" not in group
+        ax.text(-0.14, 1 - (r * (na + gap) + na / 2) / mosaic.shape[0],
+                group + (" (simulated)" if sim else ""), transform=ax.transAxes,
+                ha="right", va="center", fontsize=8)
+    for side in ax.spines.values():
+        side.set_visible(False)
+    ax.set_xlabel("response", fontsize=8)
+    _title(ax, "Confusions: rows true action (the body's on conflict), columns response, "
+           "rows sum to 1", bool(conf["simulated"].any()))
+    ax.title.set_position((0.5, 1.0 + 1.5 / mosaic.shape[0]))
     fig.tight_layout()
     return fig

@@ -26,14 +26,15 @@ def accuracy_table(obs: pd.DataFrame, n_boot: int = 2000, seed: int = 0, ci: flo
                    outcome: str = "correct",
                    by: Sequence[str] = ("group", "condition")) -> pd.DataFrame:
     """One row per cell of `by`: accuracy, ci_low, ci_high (observers, then items resampled),
-    chance, accuracy_open (models), n_trials, n_agents, n_items, simulated."""
+    chance, accuracy_open (models), n_trials, n_agents, n_items, n_boot_dropped (resamples
+    that drew no trial of the cell, left out of the interval), simulated."""
     rows = []
     for keys, cell in obs.groupby(list(by), sort=False):
         keys = keys if isinstance(keys, tuple) else (keys,)
         values = cell[outcome].to_numpy(float)
-        point, lo, hi = hierarchical_ci(cell["agent"].to_numpy(), cell["item_id"].to_numpy(),
-                                        values, n_boot=n_boot, ci=ci,
-                                        seed=cell_rng(seed, outcome, *map(str, keys)))
+        point, lo, hi, dropped = hierarchical_ci(
+            cell["agent"].to_numpy(), cell["item_id"].to_numpy(), values, n_boot=n_boot, ci=ci,
+            seed=cell_rng(seed, outcome, *map(str, keys)))
         open_ = cell["correct_open"].to_numpy(float)
         rows.append({**dict(zip(by, keys)), "accuracy": point, "ci_low": lo, "ci_high": hi,
                      "chance": float(cell["chance"].mean()),
@@ -41,6 +42,7 @@ def accuracy_table(obs: pd.DataFrame, n_boot: int = 2000, seed: int = 0, ci: flo
                      else float("nan"),
                      "n_trials": int(len(cell)), "n_agents": int(cell["agent"].nunique()),
                      "n_items": int(cell["item_id"].nunique()),
+                     "n_boot_dropped": dropped,
                      "simulated": bool(cell["simulated"].all())})
     table = pd.DataFrame(rows)
     return sort_table(table, obs)

@@ -3,7 +3,11 @@
 Trials are nested in observers and in items; resampling trials as if independent gives intervals
 that are far too narrow. Here each resample draws observers with replacement, then items with
 replacement, and recomputes the pooled proportion over the drawn observer x item cells. With
-observer x item tables of sums and counts the whole bootstrap is two matrix products."""
+observer x item tables of sums and counts the whole bootstrap is two matrix products.
+
+When observers saw different items (a Latin square), a resample can draw observers and items
+that share no trial; it has no proportion and is left out of the interval. Such resamples are
+counted and reported (`n_boot_dropped`), never dropped silently."""
 
 from __future__ import annotations
 
@@ -62,10 +66,12 @@ def percentile_interval(samples: np.ndarray, ci: float = 0.95) -> tuple[float, f
 
 def hierarchical_ci(agents: np.ndarray, items: np.ndarray, values: np.ndarray,
                     n_boot: int = 2000, seed: int | np.random.Generator = 0,
-                    ci: float = 0.95) -> tuple[float, float, float]:
-    """(proportion, low, high) for a binary outcome with observers and items resampled."""
+                    ci: float = 0.95) -> tuple[float, float, float, int]:
+    """(proportion, low, high, resamples dropped) for a binary outcome with observers and items
+    resampled; a resample that drew no trial is dropped and counted."""
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     sums, counts = cell_tables(np.asarray(agents), np.asarray(items), np.asarray(values))
     point = float(sums.sum() / counts.sum())
-    lo, hi = percentile_interval(bootstrap_proportion(sums, counts, n_boot, rng), ci)
-    return point, lo, hi
+    samples = bootstrap_proportion(sums, counts, n_boot, rng)
+    lo, hi = percentile_interval(samples, ci)
+    return point, lo, hi, int((~np.isfinite(samples)).sum())

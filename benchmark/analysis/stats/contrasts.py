@@ -16,6 +16,7 @@ from bodyscene.benchmark.analysis.groups import group_order, is_human_group
 from scipy import stats
 
 EXACT_BELOW = 25  # discordant pairs under which McNemar uses the exact binomial test
+Z95 = float(stats.norm.ppf(0.975))
 
 
 def mcnemar(b: int, c: int, exact: bool | None = None) -> tuple[float, float, str]:
@@ -37,13 +38,40 @@ def mcnemar(b: int, c: int, exact: bool | None = None) -> tuple[float, float, st
     return float(chi2), float(stats.chi2.sf(chi2, 1)), "chi2"
 
 
-def paired_difference_ci(b: int, c: int, n: int) -> dict:
-    """Difference of two paired proportions, (b - c) / n, with its Wald 95% interval."""
+def wilson(k: int, n: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson score interval for k successes in n trials (no continuity correction)."""
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def paired_difference_ci(a: int, b: int, c: int, d: int) -> dict:
+    """Difference of two paired proportions, (b - c) / n, with Newcombe's (1998) method-10
+    95% interval.
+
+    a = both right, b = first right only, c = second right only, d = both wrong. The Wilson
+    intervals of the two marginal proportions are combined through the (continuity-corrected)
+    correlation phi of the 2x2 table. Unlike the Wald interval it stays inside [-1, 1] and is
+    not [0, 0] when b = c = 0; Fagerland, Lydersen & Laake (2014) recommend it."""
+    a, b, c, d = (int(x) for x in (a, b, c, d))
+    n = a + b + c + d
     if n == 0:
         return {"estimate": float("nan"), "ci_low": float("nan"), "ci_high": float("nan")}
-    d = (b - c) / n
-    half = 1.959964 * np.sqrt(max(b + c - (b - c) ** 2 / n, 0.0)) / n
-    return {"estimate": float(d), "ci_low": float(d - half), "ci_high": float(d + half)}
+    p1, p2 = (a + b) / n, (a + c) / n
+    l1, u1 = wilson(a + b, n)
+    l2, u2 = wilson(a + c, n)
+    num = a * d - b * c
+    num = max(num - n / 2, 0.0) if num > 0 else num   # method 10's continuity correction
+    den = np.sqrt(float((a + b) * (c + d) * (a + c) * (b + d)))
+    phi = num / den if den > 0 else 0.0
+    theta = (b - c) / n
+    lower = theta - np.sqrt(max((p1 - l1) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2)
+                                + (u2 - p2) ** 2, 0.0))
+    upper = theta + np.sqrt(max((u1 - p1) ** 2 - 2 * phi * (u1 - p1) * (p2 - l2)
+                                + (p2 - l2) ** 2, 0.0))
+    return {"estimate": float(theta), "ci_low": float(max(-1.0, lower)),
+            "ci_high": float(min(1.0, upper))}
 
 
 def holm(pvalues) -> np.ndarray:
@@ -70,8 +98,10 @@ def _paired_over_participants(cell: pd.DataFrame, a: str, b: str) -> dict:
     n = len(per)
     row = {"test": "paired t-test over participants", "n": n,
            "estimate": float("nan"), "ci_low": float("nan"), "ci_high": float("nan"),
-           "statistic": float("nan"), "p": float("nan"), "p_wilcoxon": float("nan")}
+           "statistic": float("nan"), "p": float("nan"), "p_wilcoxon": float("nan"),
+           "note": ""}
     if n < 2 or a not in per.columns or b not in per.columns:
+        row["note"] = f"fewer than 2 participants answered both {a} and {b} trials"
         return row
     diff = (per[a] - per[b]).to_numpy()
     row["estimate"] = float(diff.mean())
@@ -84,6 +114,8 @@ def _paired_over_participants(cell: pd.DataFrame, a: str, b: str) -> dict:
         row["statistic"], row["p"] = float(t.statistic), float(t.pvalue)
     if np.any(diff != 0):
         row["p_wilcoxon"] = float(stats.wilcoxon(diff).pvalue)
+    else:
+        row["note"] = "every participant's difference is 0: no Wilcoxon test"
     return row
 
 
@@ -94,11 +126,18 @@ def _paired_over_items(cell: pd.DataFrame, a: str, b: str) -> dict:
     per = per.dropna() if {a, b} <= set(per.columns) else per.iloc[:0]
     x = per[a].to_numpy() > 0.5 if len(per) else np.array([], bool)
     y = per[b].to_numpy() > 0.5 if len(per) else np.array([], bool)
-    bb, cc = int((x & ~y).sum()), int((~x & y).sum())
+    aa, bb, cc, dd = _table(x, y)
     stat, p, method = mcnemar(bb, cc)
     return {"test": f"McNemar ({method}) over items", "n": int(len(per)),
-            **paired_difference_ci(bb, cc, len(per)), "statistic": stat, "p": p,
-            "p_wilcoxon": float("nan"), "b": bb, "c": cc}
+            **paired_difference_ci(aa, bb, cc, dd), "statistic": stat, "p": p,
+            "p_wilcoxon": float("nan"), "b": bb, "c": cc,
+            "note": "" if len(per) else f"no item answered in both {a} and {b}"}
+
+
+def _table(x: np.ndarray, y: np.ndarray) -> tuple[int, int, int, int]:
+    """The paired 2x2 table: both right, first only, second only, both wrong."""
+    return (int((x & y).sum()), int((x & ~y).sum()), int((~x & y).sum()),
+            int((~x & ~y).sum()))
 
 
 def condition_contrasts(obs: pd.DataFrame, a: str = "body",
@@ -114,6 +153,7 @@ def condition_contrasts(obs: pd.DataFrame, a: str = "body",
     table = pd.DataFrame(rows)
     if not table.empty:
         table["p_holm"] = holm(table["p"])
+        table = table[[c for c in table.columns if c != "note"] + ["note"]]
     return table
 
 
@@ -130,14 +170,16 @@ def model_vs_model(obs: pd.DataFrame) -> pd.DataFrame:
         for condition in ["all"] + sorted(set(pair.index.get_level_values("condition"))):
             sub = pair if condition == "all" else pair.xs(condition, level="condition")
             x, y = sub[m1].to_numpy(bool), sub[m2].to_numpy(bool)
-            bb, cc = int((x & ~y).sum()), int((~x & y).sum())
+            aa, bb, cc, dd = _table(x, y)
             stat, p, method = mcnemar(bb, cc)
             rows.append({"family": "model vs model", "group": f"{m1} vs {m2}",
                          "comparison": f"{m1} - {m2}", "condition": condition,
                          "test": f"McNemar ({method}) over trials", "n": int(len(sub)),
-                         **paired_difference_ci(bb, cc, len(sub)), "statistic": stat,
-                         "p": p, "b": bb, "c": cc, "simulated": False})
+                         **paired_difference_ci(aa, bb, cc, dd), "statistic": stat,
+                         "p": p, "b": bb, "c": cc, "simulated": False,
+                         "note": "" if len(sub) else "no trial answered by both models"})
     table = pd.DataFrame(rows)
     if not table.empty:
         table["p_holm"] = holm(table["p"])
+        table = table[[c for c in table.columns if c != "note"] + ["note"]]
     return table

@@ -7,7 +7,12 @@ d_half (root mean square over cells). Spearman-Brown turns r_half into the relia
 full sample, r_full = 2 r_half / (1 + r_half). For distances the same step is exact on variances:
 a half's mean has twice the noise variance of the full mean, the difference of two halves four
 times, so the full human profile's own noise is d_half / 2: a model whose true profile equals the
-people's cannot be expected to come closer than that."""
+people's cannot be expected to come closer than that.
+
+For correlations the attainable value is not the reliability itself but its square root: the
+observed human profile correlates with the true one by sqrt(r_full) (classical test theory), so
+a model equal to the true profile scores r = sqrt(r_full), and `r_normalised` = r / sqrt(r_full)
+is 1 for it (dividing by r_full, as before, gave it 1.11)."""
 
 from __future__ import annotations
 
@@ -29,8 +34,10 @@ def spearman_brown(r: float, factor: float = 2.0) -> float:
 
 
 def _cells(obs: pd.DataFrame, by: tuple[str, ...]) -> pd.Series:
-    return obs[list(by)].astype(str).agg(" / ".join, axis=1) if len(by) > 1 \
-        else obs[by[0]].astype(str)
+    key = obs[by[0]].astype(str)
+    for col in by[1:]:
+        key = key + " / " + obs[col].astype(str)
+    return key
 
 
 def _tables(people: pd.DataFrame, cells: pd.Index, key: pd.Series) -> tuple[np.ndarray, ...]:
@@ -96,7 +103,7 @@ def human_likeness(obs: pd.DataFrame, n_splits: int = 200, seed: int = 0) -> pd.
     """Per model, per profile and per human group: distance (RMS, accuracy units) and
     correlation to the human profile, the human noise ceiling, and both normalised by it
     (distance_ratio 1 = as close as the people's own noise allows; r_normalised 1 = as
-    correlated as the people's reliability allows)."""
+    correlated as the people's reliability allows: r / sqrt(r_ceiling))."""
     rows = []
     models = [g for g in group_order(obs) if not is_human_group(g)]
     for human_group in [g for g in (HUMANS, SIMULATED_HUMANS) if g in set(obs["group"])]:
@@ -120,12 +127,28 @@ def human_likeness(obs: pd.DataFrame, n_splits: int = 200, seed: int = 0) -> pd.
                              "distance_ratio": dist / ceiling["ceiling_distance"]
                              if ceiling["ceiling_distance"] > 0 else np.nan,
                              "r": r, "r_ceiling": ceiling["r_full"],
-                             "r_normalised": r / ceiling["r_full"]
-                             if ceiling["r_full"] and ceiling["r_full"] > 0 else np.nan,
+                             "r_attainable": np.sqrt(ceiling["r_full"])
+                             if ceiling["r_full"] > 0 else np.nan,
+                             "r_normalised": r / np.sqrt(ceiling["r_full"])
+                             if ceiling["r_full"] > 0 else np.nan,
                              "r_half": ceiling["r_half"],
                              "n_participants": ceiling["n_participants"],
+                             "note": _why(ceiling, dist, r),
                              "simulated": human_group == SIMULATED_HUMANS})
     return pd.DataFrame(rows)
+
+
+def _why(ceiling: dict, dist: float, r: float) -> str:
+    """Why a likeness cell is empty, in words."""
+    if ceiling["n_participants"] < 2:
+        return "fewer than 2 participants: no noise ceiling"
+    if not np.isfinite(dist):
+        return "no profile cell shared with the people"
+    if not np.isfinite(r):
+        return "a flat profile (all cells equal): no correlation"
+    if not ceiling["r_full"] > 0:
+        return "split-half reliability not above 0: r not normalised"
+    return ""
 
 
 def human_ceiling(obs: pd.DataFrame, n_splits: int = 200, seed: int = 0) -> pd.DataFrame:
