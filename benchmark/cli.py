@@ -207,6 +207,9 @@ def _register_report(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--split-halves", type=int, default=200,
                    help="random participant splits for the noise ceiling")
+    p.add_argument("--exclude-anticipations", action="store_true",
+                   help="leave out human answers the lab runner flagged as anticipations "
+                        "(RT under the lab config's min_rt_s)")
     p.add_argument("--include-readouts", action="store_true",
                    help="also analyse predictions/readouts/*.csv (alternative readouts)")
     p.add_argument("--no-regression", action="store_true",
@@ -253,6 +256,7 @@ def _report(args: argparse.Namespace) -> int:
         raise BadInput(f"--bootstrap must be at least 1, got {args.bootstrap}")
     cfg = ReportConfig(bootstrap=args.bootstrap, seed=args.seed, split_halves=args.split_halves,
                        include_readouts=args.include_readouts,
+                       exclude_anticipations=args.exclude_anticipations,
                        regression=not args.no_regression, progress=not args.quiet)
     summary = make_report(args.trials, args.responses, args.predictions, args.out, cfg)
     for group, by_condition in summary["groups"].items():

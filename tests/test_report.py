@@ -177,6 +177,24 @@ def test_readouts_folder_is_opt_in(study):
     assert set(with_readouts.loc[with_readouts["agent"] == "domainnet", "readout"]) == {"sum"}
 
 
+
+def test_anticipations_are_excludable(study):
+    """Answers the runner flagged as anticipations stay in the files; the report can leave them
+    out, and only them."""
+    trials, responses, predictions = study
+    path = sorted(responses.glob("*.csv"))[0]
+    df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    df["anticipation"] = ["true" if i < 3 else "false" for i in range(len(df))]
+    df.to_csv(path, index=False)
+    agent = df["agent"].iloc[0]
+    every = load_observations(trials, responses, predictions)
+    kept = load_observations(trials, responses, predictions, exclude_anticipations=True)
+    assert len(every) - len(kept) == 3
+    dropped = set(every.loc[every.agent == agent, "trial_id"]) - set(
+        kept.loc[kept.agent == agent, "trial_id"])
+    assert dropped == set(df["trial_id"].iloc[:3])
+
+
 # ------------------------------------------------------------------------- bad input
 
 def _rewrite(path: Path, edit) -> None:

@@ -17,6 +17,7 @@ from bodyscene.human_study.responses import read_responses
 from bodyscene.stimuli.manifest import read_manifest
 
 from bodyscene.errors import BadInput, where
+from bodyscene.tables import parse_bool
 
 from .groups import HUMANS, SIMULATED_HUMANS, group_order, is_human_group  # noqa: F401
 
@@ -55,14 +56,17 @@ def csv_files(location: str | Path | None, include_readouts: bool = False) -> li
 
 def load_observations(trials: str | Path | pd.DataFrame, responses: str | Path | None,
                       predictions: str | Path | None, include_readouts: bool = False,
-                      manifest_path: str | Path | None = None) -> pd.DataFrame:
+                      manifest_path: str | Path | None = None,
+                      exclude_anticipations: bool = False) -> pd.DataFrame:
     """Read every responses and predictions CSV into one table with the columns of COLUMNS.
 
     `trials` is the manifest's path (or an already-read manifest, then name it in
     `manifest_path` for messages). Only main-phase trials are kept (practice and catch trials
     are not data). Raises BadInput naming file and row for an unknown trial, a sha256 other than
     the manifest's, a response not among the offered choices, a `correct` flag that contradicts
-    the response, or a trial answered twice by one agent."""
+    the response, or a trial answered twice by one agent. With `exclude_anticipations`, answers
+    the lab runner flagged as faster than its minimum RT (`anticipation` = true) are dropped
+    (they stay in the responses files; the report's run record says how many were left out)."""
     if isinstance(trials, pd.DataFrame):
         manifest = trials
         mpath = Path(manifest_path or "trials.csv")
@@ -73,7 +77,11 @@ def load_observations(trials: str | Path | pd.DataFrame, responses: str | Path |
         manifest = read_manifest(mpath, check_files=False)
     parts = []
     for path in csv_files(responses):
-        parts.append(_one_file(path, read_responses(path), manifest, mpath, "human"))
+        df = read_responses(path)
+        if exclude_anticipations and "anticipation" in df.columns:
+            flagged = df["anticipation"].map(lambda v: v != "" and parse_bool(v))
+            df = df[~flagged.astype(bool)]
+        parts.append(_one_file(path, df, manifest, mpath, "human"))
     pred_root = Path(predictions) if predictions is not None else None
     main_agents: set[str] = set()
     for path in csv_files(predictions, include_readouts):

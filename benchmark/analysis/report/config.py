@@ -13,6 +13,7 @@ class ReportConfig:
     split_halves: int = 200        # random participant splits for the noise ceiling
     regression: bool = True        # mixed-effects model (+ GEE) — the slowest part
     gee: bool = True
+    exclude_anticipations: bool = False  # drop answers flagged faster than the lab's min RT
     include_readouts: bool = False  # also read predictions/readouts/*.csv as extra observers
     min_shared_trials: int = 10    # error consistency needs this many shared trials per pair
     dpi: int = 150

@@ -213,7 +213,8 @@ def make_report(trials: str | Path, responses_dir: str | Path | None,
         clock = now
 
     obs = load_observations(trials, responses_dir, predictions_dir,
-                            include_readouts=cfg.include_readouts)
+                            include_readouts=cfg.include_readouts,
+                            exclude_anticipations=cfg.exclude_anticipations)
     lap("load")
     out = fresh_output_dir(out, "report folder")
     tables = analyse(obs, cfg)
