@@ -11,7 +11,7 @@ from torch import nn
 from bodyscene.errors import ModelError
 
 from .weights import HEAD_NAMES as _HEAD_NAMES
-from .weights import read_state_dict
+from .weights import check_fit, read_state_dict
 
 # Tiny architectures for tests and quick CPU demos (timm's `test_*` idea): the real code path,
 # in milliseconds. No BatchNorm, so a two-process DDP run equals one process on the same batch.
@@ -151,16 +151,7 @@ def load_weights(backbone: Backbone, path: str | Path) -> list[str]:
                 skipped.append(key)
             continue
         features[key] = value  # reported as unexpected below
-    missing = sorted(set(own_features) - set(features))
-    unexpected = sorted(set(features) - set(own_features))
-    if missing or unexpected:
-        raise ModelError(f"{path}: weights do not fit backbone {backbone.arch!r} "
-                         f"(missing {missing[:3]}{'...' if len(missing) > 3 else ''}, "
-                         f"unexpected {unexpected[:3]}{'...' if len(unexpected) > 3 else ''})")
-    bad = [k for k, v in features.items() if tuple(v.shape) != tuple(own_features[k].shape)]
-    if bad:
-        raise ModelError(f"{path}: tensor {bad[0]!r} has shape {tuple(features[bad[0]].shape)}, "
-                         f"backbone {backbone.arch!r} expects {tuple(own_features[bad[0]].shape)}")
+    check_fit(path, f"backbone {backbone.arch!r}", own_features, features)
     backbone.features.load_state_dict(features)
     if len(head_state) == 2:
         head.load_state_dict(head_state)

@@ -58,15 +58,21 @@ def load_state(model, path: str | Path, strip: str = "", what: str = "model") ->
             skipped.append(key)
             continue
         keep[key] = value
-    missing = sorted(set(own) - set(keep) - set(skipped))
-    unexpected = sorted(set(keep) - set(own))
+    check_fit(path, what, {k: v for k, v in own.items() if k not in skipped}, keep)
+    model.load_state_dict(keep, strict=not skipped)
+    return skipped
+
+
+def check_fit(path, what: str, own: dict, given: dict) -> None:
+    """One line naming what is missing, unexpected or mis-shaped when `given` tensors are to
+    replace a module's `own` state."""
+    missing = sorted(set(own) - set(given))
+    unexpected = sorted(set(given) - set(own))
     if missing or unexpected:
         raise ModelError(f"{path}: weights do not fit {what} (missing {missing[:3]}"
                          f"{'...' if len(missing) > 3 else ''}, unexpected {unexpected[:3]}"
                          f"{'...' if len(unexpected) > 3 else ''})")
-    bad = [k for k, v in keep.items() if tuple(v.shape) != tuple(own[k].shape)]
+    bad = [k for k, v in given.items() if tuple(v.shape) != tuple(own[k].shape)]
     if bad:
-        raise ModelError(f"{path}: tensor {bad[0]!r} has shape {tuple(keep[bad[0]].shape)}, "
+        raise ModelError(f"{path}: tensor {bad[0]!r} has shape {tuple(given[bad[0]].shape)}, "
                          f"{what} expects {tuple(own[bad[0]].shape)}")
-    model.load_state_dict(keep, strict=not skipped)
-    return skipped
