@@ -131,7 +131,7 @@ def run_demo(cfg: DemoConfig, out: str | Path) -> dict:
         run_dir = clock.run(f"train {model}", train_model, cfg, trials, out / "runs" / model,
                             model)
         clock.run(f"evaluate {model}", evaluate_model, run_dir, trials,
-                  predictions / f"{model}.csv")
+                  predictions / f"{model}.csv", cfg.progress)
     responses = clock.run("simulated observers", simulate_humans, cfg, trials, out)
     summary = clock.run("report", write_report, cfg, trials, responses, predictions,
                         out / "report")

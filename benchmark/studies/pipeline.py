@@ -150,11 +150,13 @@ def train_model(cfg, trials: Path, out: Path, model: str, **options) -> Path:
     return Path(train(tc))
 
 
-def evaluate_model(run_dir: Path, trials: Path, out_csv: Path) -> list[Path]:
+def evaluate_model(run_dir: Path, trials: Path, out_csv: Path,
+                   progress: bool = True) -> list[Path]:
     from bodyscene.benchmark.harness.evaluate import EvalConfig, evaluate
 
     return [Path(p) for p in evaluate(EvalConfig(checkpoint=str(run_dir / "best.pt"),
-                                                 trials=str(trials), out=str(out_csv)))]
+                                                 trials=str(trials), out=str(out_csv),
+                                                 progress=progress))]
 
 
 def simulate_humans(cfg, trials: Path, out: Path) -> Path:
