@@ -248,8 +248,11 @@ def patterns(acc: pd.DataFrame, board: pd.DataFrame, conditions: list[str]):
     for ax in axes[:, 0]:
         ax.set_ylabel("accuracy", fontsize=8)
     axes.ravel()[0].legend(fontsize=7, loc="lower left")
-    fig.suptitle("Each model (blue) against the people (grey band: 95% interval), ranked by "
-                 "human-likeness" + (SIM_NOTE if human_sim else ""), fontsize=10)
+    title = ("Each model (blue) against the people (grey band: 95% interval), ranked by "
+             "human-likeness" + (SIM_NOTE if human_sim else ""))
+    # wrapped to the figure's width (about 12 characters an inch at 10 pt): never clipped
+    import textwrap
+    fig.suptitle(textwrap.fill(title, int(fig.get_figwidth() * 12)), fontsize=10)
     fig.tight_layout()
     return fig
 
