@@ -8,13 +8,13 @@ without editing this code."""
 from __future__ import annotations
 
 import fnmatch
-import importlib
 import inspect
 from importlib import metadata
 from typing import Any, Callable
 
 from bodyscene import VIEWS
 from bodyscene.errors import ModelError
+from bodyscene.plugins import entry_points, import_callable, load_entry_point
 
 ENTRY_POINT_GROUP = "bodyscene.models"
 
@@ -35,14 +35,7 @@ def register_model(name: str | None = None):
 
 def _entry_points() -> dict[str, metadata.EntryPoint]:
     """Installed plugins; one that takes a built-in's name is refused, not silently hidden."""
-    eps = {ep.name: ep for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)}
-    clash = sorted(set(eps) & set(_REGISTRY))
-    if clash:
-        ep = eps[clash[0]]
-        raise ModelError(f"the installed plugin {ep.value!r} registers the model name "
-                         f"{clash[0]!r}, which is built in; rename it in its entry-point group "
-                         f"{ENTRY_POINT_GROUP!r}")
-    return eps
+    return entry_points(ENTRY_POINT_GROUP, _REGISTRY, "model", ModelError)
 
 
 def list_models(pattern: str = "*", include_tests: bool = False) -> list[str]:
@@ -58,27 +51,10 @@ def resolve_factory(name: str) -> Callable[..., Any]:
     if name in _REGISTRY:
         return _REGISTRY[name]
     if ":" in name:
-        module_name, _, attr = name.partition(":")
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as exc:
-            raise ModelError(f"model {name!r}: cannot import module {module_name!r} ({exc})") \
-                from None
-        factory = module
-        for part in attr.split("."):
-            factory = getattr(factory, part, None)
-            if factory is None:
-                raise ModelError(f"model {name!r}: module {module_name!r} has no {attr!r}")
-        if not callable(factory):
-            raise ModelError(f"model {name!r}: {attr!r} is not callable")
-        return factory
+        return import_callable(name, f"model {name!r}", ModelError)
     eps = _entry_points()
     if name in eps:
-        try:
-            return eps[name].load()
-        except Exception as exc:  # a broken third-party package: say which one
-            raise ModelError(f"model {name!r}: entry point {eps[name].value!r} "
-                             f"failed to load ({exc})") from None
+        return load_entry_point(eps[name], f"model {name!r}", ModelError)
     known = ", ".join(list_models()) or "none"
     raise ModelError(f"unknown model {name!r}: known models are {known}; a model of your own "
                      f"is named 'package.module:factory' or registered in the entry-point "

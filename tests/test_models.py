@@ -73,7 +73,7 @@ def test_entry_point_group(monkeypatch):
     def fake(**kw):
         return [ep] if kw.get("group") == ENTRY_POINT_GROUP else real(**kw)
 
-    monkeypatch.setattr("bodyscene.models.registry.metadata.entry_points", fake)
+    monkeypatch.setattr("bodyscene.plugins.metadata.entry_points", fake)
     assert "lab_net" in list_models()
     assert isinstance(create_model("lab_net", 3), UserNet)
 

@@ -70,6 +70,19 @@ def test_plugin_clashing_with_a_builtin_is_an_error(monkeypatch):
 
     fake = [metadata.EntryPoint(name="baseline", value="mylab.models:net",
                                 group=registry.ENTRY_POINT_GROUP)]
-    monkeypatch.setattr(registry.metadata, "entry_points", lambda group: fake)
+    monkeypatch.setattr("bodyscene.plugins.metadata.entry_points", lambda group: fake)
     with pytest.raises(ModelError, match="built in"):
         registry.list_models()
+
+
+def test_segmenter_plugin_clashing_with_a_builtin_is_an_error(monkeypatch):
+    from importlib import metadata
+
+    from bodyscene.errors import BadInput
+    from bodyscene.stimuli import segmenters
+
+    fake = [metadata.EntryPoint(name="yolo", value="mylab.seg:net",
+                                group=segmenters.ENTRY_POINT_GROUP)]
+    monkeypatch.setattr("bodyscene.plugins.metadata.entry_points", lambda group: fake)
+    with pytest.raises(BadInput, match="segmenter name 'yolo', which is built in"):
+        segmenters.list_segmenters()

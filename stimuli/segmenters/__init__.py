@@ -13,15 +13,14 @@ exactly-one-person rule counts people rather than blobs, and no floating patch i
 
 from __future__ import annotations
 
-import importlib
 import inspect
 from dataclasses import dataclass
-from importlib import metadata
 from typing import Any, Callable, Protocol, Sequence
 
 import numpy as np
 
 from bodyscene.errors import BadInput
+from bodyscene.plugins import entry_points, import_callable, load_entry_point
 
 ENTRY_POINT_GROUP = "bodyscene.segmenters"
 MIN_PART = 0.02   # a piece smaller than 2% of the frame's largest person is not a person's part
@@ -68,13 +67,16 @@ def register_segmenter(name: str):
 
 def _builtins() -> None:
     """Import the built-in backends' modules (light: their heavy imports happen on use)."""
-    from . import mediapipe_tflite, yolo
+    from . import mediapipe_tflite, yolo  # noqa: F401  (importing registers them)
 
 
 def list_segmenters() -> list[str]:
     _builtins()
-    eps = {ep.name for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)}
-    return sorted(set(_REGISTRY) | eps)
+    return sorted(set(_REGISTRY) | set(_entry_points()))
+
+
+def _entry_points():
+    return entry_points(ENTRY_POINT_GROUP, _REGISTRY, "segmenter", BadInput)
 
 
 def resolve_segmenter(name: str) -> Callable[..., Any]:
@@ -83,26 +85,10 @@ def resolve_segmenter(name: str) -> Callable[..., Any]:
     if name in _REGISTRY:
         return _REGISTRY[name]
     if ":" in name:
-        module_name, _, attr = name.partition(":")
-        try:
-            factory: Any = importlib.import_module(module_name)
-        except ImportError as exc:
-            raise BadInput(f"--segmenter {name}: cannot import module {module_name!r} "
-                           f"({exc})") from None
-        for part in attr.split("."):
-            factory = getattr(factory, part, None)
-            if factory is None:
-                raise BadInput(f"--segmenter {name}: module {module_name!r} has no {attr!r}")
-        if not callable(factory):
-            raise BadInput(f"--segmenter {name}: {attr!r} is not callable")
-        return factory
-    eps = {ep.name: ep for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)}
+        return import_callable(name, f"--segmenter {name}", BadInput)
+    eps = _entry_points()
     if name in eps:
-        try:
-            return eps[name].load()
-        except Exception as exc:  # a broken third-party package: say which one
-            raise BadInput(f"--segmenter {name}: entry point {eps[name].value!r} failed to "
-                           f"load ({exc})") from None
+        return load_entry_point(eps[name], f"--segmenter {name}", BadInput)
     raise BadInput(f"--segmenter {name}: unknown; known segmenters are "
                    f"{', '.join(list_segmenters())}, or give your own as "
                    f"'package.module:factory'")
