@@ -100,3 +100,21 @@ def toy_manifest(tmp_path) -> Path:
 def toy_clip_manifest(tmp_path) -> Path:
     """A valid clip manifest (4 frames per trial) of 3 actions."""
     return write_toy_manifest(tmp_path / "toyclip", clip_frames=4)
+
+
+def check_plan_rows(df, plan, participant: str):
+    """The rows a session wrote against its plan, trial by trial, as every experiment front end
+    (lab runner, web page) must write them; yields (row, planned trial) for the caller's own
+    checks (timing, software)."""
+    trials = plan.trials(participant)
+    assert df["order"].tolist() == trials["order"].tolist()
+    assert df["trial_id"].tolist() == trials["trial_id"].tolist()
+    for row, t in zip(df.itertuples(), trials.itertuples()):
+        shown = row.choice_order.split(";")
+        assert sorted(shown) == sorted(t.choices.split(";"))
+        assert row.response == shown[int(t.order) % len(shown)]  # the key that was pressed
+        assert row.correct == (row.response == t.action)
+        assert row.sha256 == t.sha256 and row.phase == t.phase and row.block == t.block
+        assert row.plan_sha256 == plan.sha256 and row.manifest_sha256 == plan.manifest_sha256
+        assert not row.simulated and row.agent == participant and row.agent_kind == "human"
+        yield row, t

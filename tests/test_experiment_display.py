@@ -22,7 +22,7 @@ import pytest
 from bodyscene.human_study.plan import PlanConfig, make_plan, read_plan
 from bodyscene.human_study.responses import read_responses
 from bodyscene.human_study.session import responses_path
-from conftest import write_toy_manifest
+from conftest import check_plan_rows, write_toy_manifest
 
 pytestmark = pytest.mark.display
 
@@ -155,17 +155,7 @@ class Session:
 
 
 def _check_rows(df, plan, participant: str) -> None:
-    trials = plan.trials(participant)
-    assert df["order"].tolist() == trials["order"].tolist()
-    assert df["trial_id"].tolist() == trials["trial_id"].tolist()
-    for row, t in zip(df.itertuples(), trials.itertuples()):
-        shown = row.choice_order.split(";")
-        assert sorted(shown) == sorted(t.choices.split(";"))
-        assert row.response == shown[int(t.order) % len(shown)]  # the key that was pressed
-        assert row.correct == (row.response == t.action)
-        assert row.sha256 == t.sha256 and row.phase == t.phase and row.block == t.block
-        assert row.plan_sha256 == plan.sha256 and row.manifest_sha256 == plan.manifest_sha256
-        assert not row.simulated and row.agent == participant and row.agent_kind == "human"
+    for row, t in check_plan_rows(df, plan, participant):
         assert row.rt_s > 0 and "psychopy=" in row.software
         intended = float(row.stim_intended_s)
         assert intended == pytest.approx(t.duration_s, abs=0.5 / float(row.refresh_hz))

@@ -14,7 +14,7 @@ import pytest
 import web_browser as wb
 from bodyscene.human_study.plan import PlanConfig, make_plan, read_plan
 from bodyscene.human_study.responses import read_responses
-from conftest import write_toy_manifest
+from conftest import check_plan_rows, write_toy_manifest
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -51,17 +51,7 @@ def browser():
 
 
 def check_rows(df, plan, participant: str, window: str) -> None:
-    trials = plan.trials(participant)
-    assert df["order"].tolist() == trials["order"].tolist()
-    assert df["trial_id"].tolist() == trials["trial_id"].tolist()
-    for row, t in zip(df.itertuples(), trials.itertuples()):
-        shown = row.choice_order.split(";")
-        assert sorted(shown) == sorted(t.choices.split(";"))
-        assert row.response == shown[int(t.order) % len(shown)]  # the key that was pressed
-        assert row.correct == (row.response == t.action)
-        assert row.sha256 == t.sha256 and row.phase == t.phase and row.block == t.block
-        assert row.plan_sha256 == plan.sha256 and row.manifest_sha256 == plan.manifest_sha256
-        assert not row.simulated and row.agent == participant and row.agent_kind == "human"
+    for row, t in check_plan_rows(df, plan, participant):
         assert row.rt_s > 0 and "bodyscene-web=" in row.software and "jspsych=8." in row.software
         hz = float(row.refresh_hz)
         intended = float(row.stim_intended_s)

@@ -15,7 +15,6 @@ Figures, each a ratio against a baseline measured in the same run:
 from __future__ import annotations
 
 import argparse
-import resource
 import subprocess
 import sys
 import tempfile
