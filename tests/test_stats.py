@@ -579,9 +579,11 @@ def test_leaderboard_hand_computed():
                              for g, v in acc.items()
                              for c, a in zip(("original", "body", "background"), v)])
     cons = pd.DataFrame([
-        {"model": "A", "human_group": "humans", "kappa_with_humans": 0.3,
+        {"observer": "humans", "human_group": "humans", "kappa_with_humans": 0.4,
+         "c_obs_with_humans": 0.85, "human_human_kappa": 0.4, "human_human_c_obs": 0.85},
+        {"observer": "A", "human_group": "humans", "kappa_with_humans": 0.3,
          "c_obs_with_humans": 0.8, "human_human_kappa": 0.4, "human_human_c_obs": 0.85},
-        {"model": "B", "human_group": "humans", "kappa_with_humans": 0.1,
+        {"observer": "B", "human_group": "humans", "kappa_with_humans": 0.1,
          "c_obs_with_humans": 0.6, "human_human_kappa": 0.4, "human_human_c_obs": 0.85}])
     conflict = pd.DataFrame([{"group": "B", "cue": "body", "share": 0.2}])
     board = leaderboard(accuracy, cons, pd.DataFrame(), conflict)
@@ -594,4 +596,9 @@ def test_leaderboard_hand_computed():
     assert b.loc["A", "human_likeness"] == 1.0 and b.loc["B", "human_likeness"] == 2.0
     assert np.isnan(b.loc["A:body", "rank"]) and b.loc["A:body", "readout_of"] == "A"
     assert b.loc["humans", "error_consistency"] == 0.4   # the people-people ceiling
+    assert b.loc["humans", "observed_consistency"] == 0.85
+    alone = leaderboard(accuracy[accuracy["group"] == "humans"], cons.iloc[:1], pd.DataFrame(),
+                        pd.DataFrame())
+    assert alone["observer"].tolist() == ["humans"]   # no models yet: the people's row alone
+    assert alone.loc[0, "error_consistency"] == 0.4
     assert b.loc["B", "conflict_body_share"] == 0.2

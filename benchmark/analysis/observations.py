@@ -76,11 +76,14 @@ def load_observations(trials: str | Path | pd.DataFrame, responses: str | Path |
         # files are checked against the manifest's, which is what ties answers to pixels.
         manifest = read_manifest(mpath, check_files=False)
     parts = []
+    excluded: dict[str, int] = {}   # agent -> anticipations left out
     for path in csv_files(responses):
         df = read_responses(path)
         if exclude_anticipations and "anticipation" in df.columns:
-            flagged = df["anticipation"].map(lambda v: v != "" and parse_bool(v))
-            df = df[~flagged.astype(bool)]
+            flagged = df["anticipation"].map(lambda v: v != "" and parse_bool(v)).astype(bool)
+            for agent, n in df.loc[flagged, "agent"].value_counts().items():
+                excluded[str(agent)] = excluded.get(str(agent), 0) + int(n)
+            df = df[~flagged]
         parts.append(_one_file(path, df, manifest, mpath, "human"))
     pred_root = Path(predictions) if predictions is not None else None
     main_agents: set[str] = set()
@@ -98,8 +101,9 @@ def load_observations(trials: str | Path | pd.DataFrame, responses: str | Path |
         raise BadInput(f"no responses or predictions CSV found in {responses} or {predictions}")
     obs = pd.concat(parts, ignore_index=True)
     if obs.empty:
+        left_out = (f" ({sum(excluded.values())} anticipations left out)" if excluded else "")
         raise BadInput(f"the responses and predictions hold no main-phase trials "
-                       f"({responses}, {predictions})")
+                       f"({responses}, {predictions}){left_out}")
     dup = obs.duplicated(["agent", "trial_id"], keep="first")
     if dup.any():
         i = int(np.flatnonzero(dup.to_numpy())[0])
@@ -114,7 +118,11 @@ def load_observations(trials: str | Path | pd.DataFrame, responses: str | Path |
         agent = clash[clash > 1].index[0]
         raise BadInput(f"agent {agent!r} appears both as a human and as a model; agent names "
                        f"must be unique across responses and predictions")
-    return obs[list(COLUMNS)].reset_index(drop=True)
+    obs = obs[list(COLUMNS)].reset_index(drop=True)
+    # what was left out, for the methods paragraph and the run record
+    obs.attrs["excluded"] = {"anticipations": excluded,
+                             "agents_without_trials": sorted(set(excluded) - set(obs["agent"]))}
+    return obs
 
 
 def _one_file(path: Path, df: pd.DataFrame, manifest: pd.DataFrame, mpath: Path,
