@@ -36,6 +36,13 @@ def _answer(row, ok: bool, rng: np.random.Generator, follow_background: bool = F
     return wrong[int(rng.integers(len(wrong)))]
 
 
+def model_probabilities(answer: str, actions) -> dict[str, float]:
+    """p_<action> columns that make `answer` the model's most probable action (as the strict
+    predictions check requires)."""
+    rest = 0.4 / (len(actions) - 1)
+    return {f"p_{a}": 0.6 if a == answer else rest for a in actions}
+
+
 def write_study(root: Path, n_participants: int = 6, models: dict | None = None,
                 human_acc: dict | None = None, simulated: bool = True, seed: int = 0,
                 actions=("clap", "kick", "wave"), test_items: int = 4) -> tuple[Path, Path, Path]:
@@ -67,10 +74,9 @@ def write_study(root: Path, n_participants: int = 6, models: dict | None = None,
             answer = _answer(row, ok, rng, follow_background=True)
             rows.append(dict(agent=name, agent_kind="model", session="eval", trial_id=row.trial_id,
                              sha256=row.sha256, response=answer, correct=ok, rt_s="",
-                             order=order, block=0, choice_order="", timestamp="t",
+                             order=order, block=0, choice_order=row.choices, timestamp="t",
                              simulated=False, response_open=answer, readout="sum",
-                             aggregation="mean",
-                             **{c: 1 / len(actions) for c in prob_cols}))
+                             aggregation="mean", **model_probabilities(answer, actions)))
         write_csv_atomic(predictions / f"{name}.csv", rows, list(PRED_COLUMNS) + prob_cols)
     return trials, responses, predictions
 

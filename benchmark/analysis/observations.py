@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from bodyscene.benchmark.harness.predictions import read_predictions
+from bodyscene.benchmark.harness.predictions import read_predictions, validate_predictions
 from bodyscene.human_study.responses import read_responses
 from bodyscene.stimuli.manifest import read_manifest
 
@@ -61,7 +61,8 @@ def load_observations(trials: str | Path | pd.DataFrame, responses: str | Path |
     """Read every responses and predictions CSV into one table with the columns of COLUMNS.
 
     `trials` is the manifest's path (or an already-read manifest, then name it in
-    `manifest_path` for messages). Only main-phase trials are kept (practice and catch trials
+    `manifest_path` for messages). Predictions pass the strict check of `bodyscene
+    predictions validate` (all but coverage). Only main-phase trials are kept (practice and catch trials
     are not data). Raises BadInput naming file and row for an unknown trial, a sha256 other than
     the manifest's, a response not among the offered choices, a `correct` flag that contradicts
     the response, or a trial answered twice by one agent. With `exclude_anticipations`, answers
@@ -88,6 +89,13 @@ def load_observations(trials: str | Path | pd.DataFrame, responses: str | Path |
     pred_root = Path(predictions) if predictions is not None else None
     main_agents: set[str] = set()
     for path in csv_files(predictions, include_readouts):
+        # the strict check of `bodyscene predictions validate` (probabilities, offered choices,
+        # the response the most probable of them, hashes), short of coverage: the report
+        # compares observers on the trials they share
+        problems = validate_predictions(path, mpath, split="all", allow_missing=True, limit=1,
+                                        manifest=manifest)
+        if problems:
+            raise BadInput(problems[0])
         df = read_predictions(path)
         if pred_root is not None and pred_root.is_dir() and path.parent.name == READOUTS_DIR:
             # An alternative readout is its own observer; evaluation names it <model>.<readout>,

@@ -54,9 +54,11 @@ SUM_TOLERANCE = 1e-4
 
 def validate_predictions(path: str | Path, trials: str | Path, split: str = "test",
                          allow_missing: bool = False, responses: str | Path | None = None,
-                         limit: int = 20) -> list[str]:
+                         limit: int = 20, manifest: pd.DataFrame | None = None) -> list[str]:
     """Every way a predictions file can disagree with its trial manifest, one line each (file,
-    row, column, what was expected); empty if the file is valid. At most `limit` lines."""
+    row, column, what was expected); empty if the file is valid. At most `limit` lines.
+    `manifest`: the manifest at `trials` already read (the report reads it without its
+    stimuli)."""
     from bodyscene.stimuli.manifest import actions_of, read_manifest, split_choices
 
     path = Path(path)
@@ -64,7 +66,7 @@ def validate_predictions(path: str | Path, trials: str | Path, split: str = "tes
         df = read_predictions(path)
     except BadInput as exc:
         return [str(exc)]
-    manifest = read_manifest(trials)
+    manifest = read_manifest(trials) if manifest is None else manifest
     actions = actions_of(manifest)
     problems: list[str] = []
     have = [c for c in df.columns if c.startswith(PROB_PREFIX)]

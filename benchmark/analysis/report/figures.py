@@ -51,6 +51,14 @@ def group_style(groups: list[str]) -> dict[str, dict]:
     return style
 
 
+def error_bars(value, low, high) -> list[list[float]]:
+    """Lower and upper error bar lengths, an undefined interval drawn as none. As lists:
+    matplotlib warns (numpy deprecation) on a (2, 1) array when a plot has a single bar."""
+    err = np.vstack([np.asarray(value, float) - np.asarray(low, float),
+                     np.asarray(high, float) - np.asarray(value, float)])
+    return np.nan_to_num(err).tolist()
+
+
 def legend(ax, **kwargs) -> None:
     """A legend only when something in the axes is labelled (matplotlib warns on an empty
     one)."""
@@ -75,8 +83,8 @@ def accuracy_by_condition(acc: pd.DataFrame, groups: list[str], conditions: list
     for j, g in enumerate(groups):
         sub = acc[acc["group"] == g].set_index("condition").reindex(conditions)
         pos = x + (j - (len(groups) - 1) / 2) * width
-        err = np.vstack([sub["accuracy"] - sub["ci_low"], sub["ci_high"] - sub["accuracy"]])
-        ax.bar(pos, sub["accuracy"], width, yerr=np.nan_to_num(err), capsize=2, label=g,
+        err = error_bars(sub["accuracy"], sub["ci_low"], sub["ci_high"])
+        ax.bar(pos, sub["accuracy"], width, yerr=err, capsize=2, label=g,
                **style[g])
     chance = acc.groupby("condition")["chance"].mean().reindex(conditions).to_numpy()
     for i, c in enumerate(chance):
@@ -104,8 +112,7 @@ def regression_effects(reg: pd.DataFrame):
         sub = fixed[fixed["method"] == method].set_index("term").reindex(terms)
         y = np.arange(len(terms)) + (k - (len(methods) - 1) / 2) * 0.3
         ax.errorbar(sub["estimate"], y,
-                    xerr=np.vstack([sub["estimate"] - sub["ci_low"],
-                                    sub["ci_high"] - sub["estimate"]]),
+                    xerr=error_bars(sub["estimate"], sub["ci_low"], sub["ci_high"]),
                     fmt="o" if k == 0 else "s", ms=3, capsize=2, label=method)
     ax.axvline(0, color="k", lw=0.8)
     ax.set_yticks(np.arange(len(terms)), terms, fontsize=7)
@@ -124,8 +131,8 @@ def contrasts(con: pd.DataFrame):
     """Body minus background per group with intervals and Holm-adjusted p."""
     fig, ax = plt.subplots(figsize=(6.0, 0.4 * len(con) + 1.4))
     y = np.arange(len(con))
-    err = np.vstack([con["estimate"] - con["ci_low"], con["ci_high"] - con["estimate"]])
-    ax.errorbar(con["estimate"], y, xerr=np.nan_to_num(err), fmt="o", capsize=3, color="k")
+    err = error_bars(con["estimate"], con["ci_low"], con["ci_high"])
+    ax.errorbar(con["estimate"], y, xerr=err, fmt="o", capsize=3, color="k")
     for yi, (_, row) in zip(y, con.iterrows()):
         if not np.isfinite(row["estimate"]):
             ax.annotate("undefined (see the table's note)", (0, yi), xytext=(4, 6),
@@ -151,6 +158,7 @@ def consistency(pairs: pd.DataFrame, summary: pd.DataFrame, models: list[str]):
     ceiling), models in leaderboard order. Without people: each model with each other model;
     there is no ceiling."""
     ref = summary["human_group"].iloc[0] if len(summary) else None
+    summary = summary[summary["human_group"] == ref]
     columns = ([ref] if ref is not None else []) + models
     fig, ax = plt.subplots(figsize=(max(5.0, 0.55 * len(columns) + 2.5), 3.6))
     x = pd.Series(np.arange(len(columns)), index=columns, dtype=float)
@@ -222,8 +230,8 @@ def conflict(con: pd.DataFrame, groups: list[str]):
     simulated = con.groupby("group")["simulated"].all().reindex(groups).fillna(False)
     for k, (cue, color) in enumerate([("body", "tab:orange"), ("background", "tab:green")]):
         sub = con[con["cue"] == cue].set_index("group").reindex(groups)
-        err = np.vstack([sub["share"] - sub["ci_low"], sub["ci_high"] - sub["share"]])
-        bars = ax.bar(x + (k - 0.5) * 0.38, sub["share"], 0.38, yerr=np.nan_to_num(err),
+        err = error_bars(sub["share"], sub["ci_low"], sub["ci_high"])
+        bars = ax.bar(x + (k - 0.5) * 0.38, sub["share"], 0.38, yerr=err,
                       capsize=2, color=color, label=f"follows the {cue}")
         for bar, sim in zip(bars, simulated):
             if sim:
@@ -259,8 +267,8 @@ def patterns(acc: pd.DataFrame, board: pd.DataFrame, conditions: list[str]):
         ax.fill_between(x, human["ci_low"], human["ci_high"], color="0.8", lw=0)
         ax.plot(x, human["accuracy"], marker="o", color="0.35", ms=3, lw=1.2,
                 ls="--" if human_sim else "-", label=ref)
-        ax.errorbar(x, m["accuracy"], yerr=np.nan_to_num(np.vstack(
-            [m["accuracy"] - m["ci_low"], m["ci_high"] - m["accuracy"]])), fmt="o-",
+        ax.errorbar(x, m["accuracy"], yerr=error_bars(m["accuracy"], m["ci_low"],
+                                                       m["ci_high"]), fmt="o-",
             color="tab:blue", ms=3, lw=1.5, capsize=2, label="model")
         ax.plot(x, chance, ":", color="k", lw=0.8)
         rank = "" if not np.isfinite(row["rank"]) else f"#{int(row['rank'])} "
