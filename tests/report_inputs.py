@@ -32,13 +32,15 @@ class Shape:
     k: int | None = None                 # choices per trial (None: all actions)
     test_items: int = 3
     conflict: bool = True
-    accuracy: float = 0.7                # people; models get other accuracies
+    accuracy: float = 0.7                # people (each +- 0.15 at most, within [0, 1])
+    model_accuracy: float | None = None  # None: each model its own, per condition
     practice_catch: bool = False         # practice and catch rows beside the main ones
     readouts: bool = False               # predictions/readouts/<model>-body.csv
     skip_condition: dict[str, str] = field(default_factory=dict)  # agent -> condition left out
     skip_action: str | None = None       # trials of this action answered by nobody
     keep: float = 1.0                    # share of trials each observer answers
     anticipate_all: str | None = None    # this agent's every answer flagged as anticipation
+    one_condition_per_item: bool = False  # each item shown in one condition only (to everyone)
     seed: int = 0
 
 
@@ -76,6 +78,11 @@ def write_inputs(root: Path, shape: Shape) -> Inputs:
     def answered(agent: str) -> pd.DataFrame:
         keep = test[(test["condition"] != shape.skip_condition.get(agent))
                     & (test["action"] != shape.skip_action)]
+        if shape.one_condition_per_item:
+            conditions = sorted(set(test["condition"]))
+            items = sorted(set(test["item_id"]))
+            shown = {i: conditions[n % len(conditions)] for n, i in enumerate(items)}
+            keep = keep[keep["condition"] == keep["item_id"].map(shown)]
         if shape.keep < 1.0:
             keep = keep[rng.random(len(keep)) < shape.keep]
         return keep
@@ -83,7 +90,7 @@ def write_inputs(root: Path, shape: Shape) -> Inputs:
     if responses is not None:
         responses.mkdir(parents=True)
     for agent, simulated in people:
-        acc = shape.accuracy + rng.uniform(-0.15, 0.15)
+        acc = float(np.clip(shape.accuracy + rng.uniform(-0.15, 0.15), 0, 1))
         with ResponseWriter(responses / f"{agent}.csv") as w:
             extra = ([(r, "practice") for r in train.head(2).itertuples()] +
                      [(r, "catch") for r in train.tail(2).itertuples()]
@@ -105,8 +112,9 @@ def write_inputs(root: Path, shape: Shape) -> Inputs:
     if predictions is not None:
         predictions.mkdir(parents=True)
     for m, name in enumerate(shape.models):
-        acc = {c: a for c, a in zip(("original", "body", "background", "conflict"),
-                                    rng.uniform(0.3, 0.95, 4))}
+        acc = {c: a if shape.model_accuracy is None else shape.model_accuracy
+               for c, a in zip(("original", "body", "background", "conflict"),
+                               rng.uniform(0.3, 0.95, 4))}
         rows, body = [], []
         for order, row in enumerate(answered(name).itertuples()):
             ok = bool(rng.random() < acc[row.condition])

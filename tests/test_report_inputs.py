@@ -8,15 +8,19 @@ from __future__ import annotations
 import json
 import math
 import re
+import tempfile
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 from bodyscene.benchmark.analysis.report import ReportConfig, make_report
 from report_inputs import Shape, expected_accuracy, expected_people_kappa, write_inputs
 
 from bodyscene.cli import main
+from bodyscene.errors import BadInput
 
 FAST = dict(bootstrap=30, split_halves=10, dpi=40, progress=False)
 
@@ -242,3 +246,52 @@ def test_cli_people_only_and_models_only_on_real_data(tmp_path, capsys):
     assert summary["groups"]["resnet50"]["original"]["accuracy"] == pytest.approx(10 / 64)
     assert "No people in the data" in (tmp_path / "m" / "report.html").read_text()
     assert "Traceback" not in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------- the property test
+
+@st.composite
+def shapes(draw) -> Shape:
+    """Random valid contracts: any mix of people, simulated people and models (at least one
+    observer), 2-5 actions, any number of choices, with or without conflict trials, each
+    observer answering a random share of the trials, accuracies up to 0 and 1."""
+    n_actions = draw(st.integers(2, 5))
+    people = draw(st.integers(0, 4))
+    simulated = draw(st.integers(0, 2))
+    models = tuple(f"m{i}" for i in range(draw(st.integers(0, 3))))
+    assume(people + simulated + len(models) > 0)
+    return Shape(
+        people=people, simulated=simulated, models=models, n_actions=n_actions,
+        k=draw(st.one_of(st.none(), st.integers(2, n_actions))),
+        test_items=draw(st.integers(1, 4)), conflict=draw(st.booleans()),
+        accuracy=draw(st.sampled_from([0.0, 0.5, 0.8, 1.0])),
+        model_accuracy=draw(st.sampled_from([None, 0.0, 1.0])),
+        practice_catch=draw(st.booleans()),
+        keep=draw(st.sampled_from([1.0, 0.7, 0.3])),
+        skip_condition=draw(st.sampled_from([{}, {"p00": "body"}, {"m0": "background"}])),
+        seed=draw(st.integers(0, 10_000)))
+
+
+@settings(max_examples=10, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(shape=shapes())
+def test_random_valid_contracts_never_end_in_a_traceback(shape):
+    with tempfile.TemporaryDirectory() as tmp:
+        inputs = write_inputs(Path(tmp) / "in", shape)
+        out = Path(tmp) / "report"
+        if inputs.rows.empty:   # nobody answered a main trial: refused in one line
+            with pytest.raises(BadInput, match="no main-phase trials"):
+                make_report(inputs.trials, inputs.responses, inputs.predictions, out,
+                            ReportConfig(**FAST, regression=False))
+            assert not out.exists()
+            return
+        summary = make_report(inputs.trials, inputs.responses, inputs.predictions, out,
+                              ReportConfig(**FAST, regression=False))
+
+        def refuse(constant):
+            raise AssertionError(f"summary.json holds {constant}")
+
+        json.loads((out / "summary.json").read_text(), parse_constant=refuse)
+        tables, text = read_page(out / "report.html")
+        check_numbers_explained(text, tables)
+        check_accuracy(tables, inputs.rows, summary)
