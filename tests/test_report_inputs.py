@@ -245,7 +245,9 @@ def test_cli_people_only_and_models_only_on_real_data(tmp_path, capsys):
     summary = json.loads((tmp_path / "m" / "summary.json").read_text())
     assert summary["groups"]["resnet50"]["original"]["accuracy"] == pytest.approx(10 / 64)
     assert "No people in the data" in (tmp_path / "m" / "report.html").read_text()
-    assert "Traceback" not in capsys.readouterr().err
+    printed = capsys.readouterr()
+    # nothing but the result: no traceback, no library warning (--quiet: no progress either)
+    assert "Traceback" not in printed.err and "Warning" not in printed.err + printed.out
 
 
 # ------------------------------------------------------------------- the property test

@@ -176,7 +176,9 @@ def consistency(pairs: pd.DataFrame, summary: pd.DataFrame, models: list[str]):
                hatch="//" if ref == SIMULATED_HUMANS else None)
         dots = dots[(dots["group1"] == ref) | (dots["group2"] == ref)]
         other = np.where(dots["group1"] == ref, dots["group2"], dots["group1"])
-        title = "Error consistency with each person (dots), per-condition mean"
+        title = ("Error consistency with each person (dots), per-condition mean" if models
+                 else "No models yet: error consistency between people (dots: pairs), "
+                      "per-condition mean")
     else:
         dots = dots[dots["group1"].isin(models) & dots["group2"].isin(models)]
         both = pd.concat([dots.assign(me=dots["group1"]), dots.assign(me=dots["group2"])])
@@ -188,6 +190,7 @@ def consistency(pairs: pd.DataFrame, summary: pd.DataFrame, models: list[str]):
     jitter = np.random.default_rng(0).uniform(-0.2, 0.2, len(pos))
     ax.plot(pos + jitter, dots["kappa"], ".", color="k", ms=2, alpha=0.5)
     ax.axhline(0, color="k", lw=0.8)
+    ax.set_xlim(-0.6, len(columns) - 0.4)
     labels = [f"{c}-{c}" if c == ref else c for c in columns]
     ax.set_xticks(x.to_numpy(), labels, rotation=30, ha="right")
     ax.set_ylabel("error consistency (kappa)")

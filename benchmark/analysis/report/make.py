@@ -95,8 +95,9 @@ def _sections(tables: dict[str, pd.DataFrame], obs: pd.DataFrame) -> list[tuple]
          else None, consistency_remarks),
         ("Body vs background",
          "Planned contrast within each group: people paired over participants (paired t), "
-         "models paired over items (McNemar, Newcombe interval); p-values Holm-corrected across "
-         "the groups whose test is defined.", ["contrasts"], ["contrasts_body_background"],
+         "models paired over items (McNemar, Newcombe interval; p_wilcoxon is the people's "
+         "signed-rank test only); p-values Holm-corrected across the groups whose test is "
+         "defined.", ["contrasts"], ["contrasts_body_background"],
          "No group has trials in both body and background conditions."
          if _all_nan(tables["contrasts_body_background"], "estimate") else None, []),
         ("Human-likeness of accuracy profiles",
@@ -344,7 +345,8 @@ def _write(obs: pd.DataFrame, trials: str | Path, responses_dir, predictions_dir
             continue
         parts = [thin(r) for r in remarks]
         parts += [figure_html(made[f], heading) for f in fig_names if f in made]
-        parts += [table_html(tables[t], f"{t}.csv") for t in table_names if t in tables]
+        parts += [table_html(tables[t], f"{t}.csv") for t in table_names
+                  if t in tables and len(tables[t])]
         sections.append((heading, text, parts))
     sections.append(("Confusions", "Per group and condition: rows are the true action (the "
                      "body's on conflict trials), columns the response, rows sum to 1.",
