@@ -409,3 +409,16 @@ def test_failed_report_leaves_nothing_and_rerun_works(study, tmp_path, monkeypat
     make_report(trials, responses, predictions, out, cfg)
     assert (out / "report.html").exists() and (out / "conflict.png").exists()
     assert [p.name for p in out.parent.iterdir()] == ["report"]
+
+
+def test_report_reads_predictions_through_the_strict_check(study, capsys, tmp_path):
+    """What only `predictions validate` checks (probabilities summing to 1, the response the
+    most probable offered choice) refuses a report too, in the validator's own words."""
+    from bodyscene.benchmark.harness.predictions import validate_predictions
+
+    f = study[2] / "domainnet.csv"
+    _rewrite(f, lambda df: df.__setitem__("p_clap", df["p_clap"].where(df.index != 2, "0.9")))
+    problem = validate_predictions(f, study[0], split="all", allow_missing=True)[0]
+    assert "row 4, column 'p_*': probabilities sum to" in problem
+    _expect_bad(study, capsys, tmp_path, r"domainnet\.csv: row 4, column 'p_\*': probabilities "
+                                         r"sum to")
