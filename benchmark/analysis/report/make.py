@@ -308,22 +308,23 @@ def make_report(trials: str | Path, responses_dir: str | Path | None,
         seconds[stage] = round(now - clock, 3)
         clock = now
 
+    excluded: dict = {}
     obs = load_observations(trials, responses_dir, predictions_dir,
                             include_readouts=cfg.include_readouts,
-                            exclude_anticipations=cfg.exclude_anticipations)
+                            exclude_anticipations=cfg.exclude_anticipations, left_out=excluded)
     lap("load")
     with _staged(Path(out_dir)) as out:
-        head = _write(obs, trials, responses_dir, predictions_dir, out, cfg, lap)
+        head = _write(obs, trials, responses_dir, predictions_dir, out, cfg, lap, excluded)
         write_run_record(out, cfg, cfg.seed, name="report_run.json", seconds=seconds,
                          trials=str(trials), manifest_sha256=manifest_sha256(trials),
                          responses=str(responses_dir), predictions=str(predictions_dir),
                          n_trials=len(obs), agents=sorted(set(obs["agent"])),
-                         excluded=obs.attrs.get("excluded", {}))
+                         excluded=excluded)
     return head
 
 
 def _write(obs: pd.DataFrame, trials: str | Path, responses_dir, predictions_dir, out: Path,
-           cfg: ReportConfig, lap) -> dict:
+           cfg: ReportConfig, lap, excluded: dict) -> dict:
     """Statistics, tables, figures, the page and summary.json, written into `out`."""
     tables = analyse(obs, cfg)
     lap("statistics")
@@ -334,7 +335,7 @@ def _write(obs: pd.DataFrame, trials: str | Path, responses_dir, predictions_dir
     lap("figures")
     records = run_records(responses_dir and Path(responses_dir),
                           predictions_dir and Path(predictions_dir))
-    methods = methods_paragraph(obs, records, cfg, Path(trials).name)
+    methods = methods_paragraph(obs, records, cfg, Path(trials).name, excluded)
     head = summary(obs, tables)
     head["methods"] = methods
     lead = _leaderboard_html(tables["leaderboard"], obs, made)

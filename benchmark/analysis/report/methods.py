@@ -65,7 +65,7 @@ def stimulus_duration(obs: pd.DataFrame, records: list[dict]) -> str | None:
 
 
 def methods_paragraph(obs: pd.DataFrame, records: list[dict], cfg: ReportConfig,
-                      manifest_name: str) -> str:
+                      manifest_name: str, excluded: dict | None = None) -> str:
     humans = obs[obs["agent_kind"] == "human"]
     models = obs[obs["agent_kind"] == "model"]
     parts = []
@@ -85,7 +85,7 @@ def methods_paragraph(obs: pd.DataFrame, records: list[dict], cfg: ReportConfig,
                 f"of {obs['action'].nunique()} actions in the conditions {', '.join(conditions)}; "
                 f"each trial offered {' or '.join(map(str, k))} choices (chance "
                 f"{', '.join(f'{1 / x:.3f}' for x in k)}). ")
-    excluded = obs.attrs.get("excluded", {})
+    excluded = excluded or {}
     dropped = excluded.get("anticipations", {})
     if dropped:
         gone = excluded.get("agents_without_trials", [])
