@@ -61,8 +61,8 @@ def _sections(tables: dict[str, pd.DataFrame], obs: pd.DataFrame) -> list[tuple]
     people, n_models = shape["people"], shape["models"]
     lonely = [g for g, n in people.items() if n == 1]
     consistency_remarks = (
-        ([f"No people in the data: each model's consistency with the other models only; "
-          f"there is no people-people ceiling."] if not people else []) +
+        (["No people in the data: each model's consistency with the other models only; "
+          "there is no people-people ceiling."] if not people else []) +
         [f"One participant in {g}: no people-people consistency and no ceiling (it needs "
          f"two)." for g in lonely])
     enough = [g for g, n in people.items() if n >= 2]
@@ -122,7 +122,8 @@ def _sections(tables: dict[str, pd.DataFrame], obs: pd.DataFrame) -> list[tuple]
          "(Laplace) with Wald intervals; GEE as cross-check. Estimates in log-odds. " +
          (f"{len(flagged)} term(s) involve a cell at 0% or 100% correct (separation: no finite "
           f"estimate); they have no interval, are marked in the table and left out of the "
-          f"figure: {', '.join(flagged)}." if flagged else "No cell is at 0% or 100%."),
+          f"figure: {', '.join(flagged)}." if flagged else
+          "No cell is at 0% or 100%." if reg is not None else ""),
          ["regression_effects"], ["regression"],
          None if reg is not None else "Not fitted (--no-regression).", []),
     ]
