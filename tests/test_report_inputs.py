@@ -98,6 +98,8 @@ def report(tmp_path: Path, shape: Shape, **cfg) -> tuple[dict, list[pd.DataFrame
     summary = make_report(inputs.trials, inputs.responses, inputs.predictions, out,
                           ReportConfig(**{**FAST, "regression": False, **cfg}))
     assert json.loads((out / "summary.json").read_text())["groups"] == summary["groups"]
+    for table in out.glob("*.csv"):   # every table keeps its header, even without rows
+        assert len(pd.read_csv(table).columns) > 1, table.name
     tables, text = read_page(out / "report.html")
     check_numbers_explained(text, tables)
     check_accuracy(tables, inputs.rows, summary)

@@ -196,7 +196,9 @@ def model_vs_model(obs: pd.DataFrame) -> pd.DataFrame:
                          "note": "" if len(sub) else "no trial answered by both models: "
                                                      "McNemar undefined, not counted in the "
                                                      "Holm correction"})
-    table = pd.DataFrame(rows)
+    table = pd.DataFrame(rows, columns=None if rows else [
+        "family", "group", "comparison", "condition", "test", "n", "estimate", "ci_low",
+        "ci_high", "statistic", "p", "b", "c", "simulated", "p_holm", "note"])
     if not table.empty:
         table["p_holm"] = holm(table["p"])
         table = table[[c for c in table.columns if c != "note"] + ["note"]]

@@ -45,8 +45,11 @@ def leaderboard(accuracy: pd.DataFrame, consistency: pd.DataFrame, likeness: pd.
     (headline), human_likeness and conflict_shares. Without models it is the people's row
     alone; without people it is empty (nothing to rank against)."""
     ref = reference_group(accuracy["group"])
-    if ref is None:
-        return pd.DataFrame()
+    if ref is None:   # no people: nothing to rank against (the CSV keeps its header)
+        return pd.DataFrame(columns=["rank", "observer", "readout_of", "human_likeness",
+                                     *RANKED, "error_consistency_humans",
+                                     "profile_distance_ratio", "body_minus_background",
+                                     "conflict_body_share", "simulated"])
     acc = accuracy.pivot_table(index="group", columns="condition", values="accuracy",
                                sort=False)
     conds = list(acc.columns)

@@ -26,6 +26,11 @@ from bodyscene.benchmark.analysis.groups import (
 )
 
 PROFILES = {"condition": ("condition",), "condition x action": ("condition", "action")}
+LIKENESS_COLUMNS = ["model", "human_group", "profile", "n_cells", "distance", "ceiling_distance",
+                    "distance_ratio", "r", "r_ceiling", "r_attainable", "r_normalised", "r_half",
+                    "n_participants", "note", "simulated"]
+CEILING_COLUMNS = ["human_group", "profile", "r_half", "r_full", "d_half", "ceiling_distance",
+                   "n_participants", "note", "simulated"]
 
 
 def spearman_brown(r: float, factor: float = 2.0) -> float:
@@ -138,7 +143,7 @@ def human_likeness(obs: pd.DataFrame, n_splits: int = 200, seed: int = 0) -> pd.
                              "n_participants": ceiling["n_participants"],
                              "note": _why(ceiling, dist, r),
                              "simulated": human_group == SIMULATED_HUMANS})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=LIKENESS_COLUMNS)
 
 
 def _why(ceiling: dict, dist: float, r: float) -> str:
@@ -166,7 +171,7 @@ def human_ceiling(obs: pd.DataFrame, n_splits: int = 200, seed: int = 0) -> pd.D
             rows.append({"human_group": human_group, "profile": profile, **ceiling,
                          "note": _why_no_ceiling(ceiling),
                          "simulated": human_group == SIMULATED_HUMANS})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=CEILING_COLUMNS)
 
 
 def _why_no_ceiling(ceiling: dict) -> str:
