@@ -286,11 +286,11 @@ def test_random_valid_contracts_never_end_in_a_traceback(shape):
         if inputs.rows.empty:   # nobody answered a main trial: refused in one line
             with pytest.raises(BadInput, match="no main-phase trials"):
                 make_report(inputs.trials, inputs.responses, inputs.predictions, out,
-                            ReportConfig(**FAST, regression=False))
+                            ReportConfig(**FAST, regression=True))
             assert not out.exists()
             return
         summary = make_report(inputs.trials, inputs.responses, inputs.predictions, out,
-                              ReportConfig(**FAST, regression=False))
+                              ReportConfig(**FAST, regression=True))
 
         def refuse(constant):
             raise AssertionError(f"summary.json holds {constant}")
