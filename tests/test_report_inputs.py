@@ -156,6 +156,12 @@ def case_one_participant(tmp_path):
     assert contrast.loc["humans", "p"] == "–"
 
 
+def case_one_participant_alone(tmp_path):
+    summary, _, text, _ = report(tmp_path, Shape(people=1, models=()))
+    assert "A single observer: no pair to compare" in text and "No models yet" in text
+    assert summary["observers"] == {"people": {"humans": 1}, "models": 0}
+
+
 def case_one_model(tmp_path):
     summary, tables, text, _ = report(tmp_path, Shape(people=3, models=("net",), test_items=4))
     assert "Fewer than two models: nothing to compare." in text

@@ -90,9 +90,9 @@ def _sections(tables: dict[str, pd.DataFrame], obs: pd.DataFrame) -> list[tuple]
          "secondary column. The people-people mean is the ceiling a model is judged against.",
          ["error_consistency"], ["error_consistency", "error_consistency_conditions",
                                  "error_consistency_pairs"],
-         "No two observers share enough trials in any condition: error consistency is "
-         "undefined for these data." if _all_nan(tables["error_consistency_pairs"], "kappa")
-         else None, consistency_remarks),
+         _no_consistency(people, n_models)
+         if _all_nan(tables["error_consistency_pairs"], "kappa") else None,
+         consistency_remarks),
         ("Body vs background",
          "Planned contrast within each group: people paired over participants (paired t), "
          "models paired over items (McNemar, Newcombe interval; p_wilcoxon is the people's "
@@ -127,6 +127,14 @@ def _sections(tables: dict[str, pd.DataFrame], obs: pd.DataFrame) -> list[tuple]
          ["regression_effects"], ["regression"],
          None if reg is not None else "Not fitted (--no-regression).", []),
     ]
+
+
+def _no_consistency(people: dict[str, int], n_models: int) -> str:
+    """The one line of an error-consistency section without a single defined kappa."""
+    if sum(people.values()) + n_models < 2:
+        return "A single observer: no pair to compare, so no error consistency."
+    return ("No two observers share enough trials in any condition: error consistency is "
+            "undefined for these data.")
 
 
 def _shape(obs: pd.DataFrame) -> dict:
