@@ -409,6 +409,8 @@ def test_failed_report_leaves_nothing_and_rerun_works(study, tmp_path, monkeypat
     make_report(trials, responses, predictions, out, cfg)
     assert (out / "report.html").exists() and (out / "conflict.png").exists()
     assert [p.name for p in out.parent.iterdir()] == ["report"]
+    (tmp_path / "plain").mkdir()   # the report folder is as readable as any new folder
+    assert out.stat().st_mode == (tmp_path / "plain").stat().st_mode
 
 
 def test_report_reads_predictions_through_the_strict_check(study, capsys, tmp_path):

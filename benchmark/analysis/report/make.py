@@ -268,6 +268,7 @@ def _staged(out: Path) -> Iterator[Path]:
                        f"({exc.strerror})") from None
     try:
         yield tmp
+        shutil.copymode(out, tmp)   # mkdtemp's folder is private (0700); keep out's mode
         out.rmdir()
         tmp.rename(out)
     except BaseException:
