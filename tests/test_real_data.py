@@ -52,9 +52,13 @@ def _convert(root: Path) -> tuple[Path, Path, Path]:
                       simulated=False)
         assert answer["correct"] == (r["correct"] == "1")
         if r["subj"] == MODEL:
+            # the source keeps the model's choice, not its probabilities: the answer made the
+            # most probable, as the predictions contract requires
             model_rows.append(dict(answer, agent_kind="model", response_open=r["object_response"],
                                    readout="logits", aggregation="single frame",
-                                   **{f"p_{c}": 1 / len(categories) for c in categories}))
+                                   choice_order=choices,
+                                   **{f"p_{c}": 0.25 if c == r["object_response"] else 0.05
+                                      for c in categories}))
         else:
             with ResponseWriter(responses / f"{r['subj']}.csv", mode="append") as w:
                 w.write(dict(answer, agent_kind="human", phase="main"))

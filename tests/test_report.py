@@ -36,6 +36,13 @@ def _answer(row, ok: bool, rng: np.random.Generator, follow_background: bool = F
     return wrong[int(rng.integers(len(wrong)))]
 
 
+def model_probabilities(answer: str, actions) -> dict[str, float]:
+    """p_<action> columns that make `answer` the model's most probable action (as the strict
+    predictions check requires)."""
+    rest = 0.4 / (len(actions) - 1)
+    return {f"p_{a}": 0.6 if a == answer else rest for a in actions}
+
+
 def write_study(root: Path, n_participants: int = 6, models: dict | None = None,
                 human_acc: dict | None = None, simulated: bool = True, seed: int = 0,
                 actions=("clap", "kick", "wave"), test_items: int = 4) -> tuple[Path, Path, Path]:
@@ -67,10 +74,9 @@ def write_study(root: Path, n_participants: int = 6, models: dict | None = None,
             answer = _answer(row, ok, rng, follow_background=True)
             rows.append(dict(agent=name, agent_kind="model", session="eval", trial_id=row.trial_id,
                              sha256=row.sha256, response=answer, correct=ok, rt_s="",
-                             order=order, block=0, choice_order="", timestamp="t",
+                             order=order, block=0, choice_order=row.choices, timestamp="t",
                              simulated=False, response_open=answer, readout="sum",
-                             aggregation="mean",
-                             **{c: 1 / len(actions) for c in prob_cols}))
+                             aggregation="mean", **model_probabilities(answer, actions)))
         write_csv_atomic(predictions / f"{name}.csv", rows, list(PRED_COLUMNS) + prob_cols)
     return trials, responses, predictions
 
@@ -335,3 +341,86 @@ def test_responses_refuse_other_booleans(study, capsys, tmp_path):
     _rewrite(f, lambda df: df.__setitem__("correct", df["correct"].where(df.index != 0, "yes")))
     _expect_bad(study, capsys, tmp_path, r"p01_bodyscene\.csv: row 2, column 'correct': "
                                          r"expected true or false")
+
+
+# ------------------------------------------------- undefined tests, failed reports (issue 25)
+
+def test_undefined_mcnemar_is_empty_and_left_out_of_holm(tmp_path):
+    """Each item shown in one condition only: no model has an item in both body and
+    background, so its McNemar test is undefined (no statistic, no p, a note), and the Holm
+    family holds the people's test alone."""
+    from bodyscene.benchmark.analysis.stats.contrasts import condition_contrasts
+    from report_inputs import Shape, write_inputs
+
+    inputs = write_inputs(tmp_path, Shape(people=4, models=("a", "b"), test_items=4,
+                                          one_condition_per_item=True))
+    obs = load_observations(inputs.trials, inputs.responses, inputs.predictions)
+    table = condition_contrasts(obs).set_index("group")
+    for model in ("a", "b"):
+        row = table.loc[model]
+        assert row["n"] == 0 and np.isnan(row["statistic"]) and np.isnan(row["p"])
+        assert np.isnan(row["p_holm"]) and "McNemar undefined" in row["note"]
+    people = table.loc["humans"]
+    assert np.isfinite(people["p"]) and people["p_holm"] == people["p"]
+    out = tmp_path / "report"
+    make_report(inputs.trials, inputs.responses, inputs.predictions, out,
+                ReportConfig(bootstrap=20, split_halves=10, regression=False, progress=False))
+    written = pd.read_csv(out / "contrasts_body_background.csv").set_index("group")
+    assert written.loc["a", ["statistic", "p", "p_holm"]].isna().all()
+    assert written.loc["humans", "p_holm"] == pytest.approx(written.loc["humans", "p"])
+
+
+def test_all_agreeing_table_keeps_p_one(tmp_path):
+    """A model right on body and background of the same items alike: b = c = 0 over n > 0
+    pairs, no evidence of a difference, p = 1 (hand-computed)."""
+    from bodyscene.benchmark.analysis.stats.contrasts import condition_contrasts, mcnemar
+
+    assert mcnemar(0, 0, n_pairs=7) == (0.0, 1.0, "exact")
+    assert mcnemar(0, 0, n_pairs=0)[2] == "undefined"
+    rows = [dict(agent="m", agent_kind="model", group="m", simulated=False, item_id=f"i{i}",
+                 condition=c, correct=i < 3) for i in range(5) for c in ("body", "background")]
+    table = condition_contrasts(pd.DataFrame(rows))
+    assert table.loc[0, "n"] == 5 and table.loc[0, "b"] == 0 and table.loc[0, "c"] == 0
+    assert table.loc[0, "p"] == 1.0 and table.loc[0, "p_holm"] == 1.0
+    assert table.loc[0, "statistic"] == 0.0 and table.loc[0, "note"] == ""
+
+
+@pytest.mark.parametrize("existed", [False, True])
+def test_failed_report_leaves_nothing_and_rerun_works(study, tmp_path, monkeypatch, existed):
+    """A figure that raises: the target folder is absent (or the empty folder it was), no
+    temporary folder is left beside it, and the rerun into it works."""
+    from bodyscene.benchmark.analysis.report import figures
+
+    trials, responses, predictions = study
+    out = tmp_path / "runs" / "report"
+    if existed:
+        out.mkdir(parents=True)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("figure failed")
+
+    monkeypatch.setattr(figures, "conflict", broken)
+    cfg = ReportConfig(bootstrap=20, split_halves=10, regression=False, progress=False)
+    with pytest.raises(RuntimeError, match="figure failed"):
+        make_report(trials, responses, predictions, out, cfg)
+    assert (out.exists() and not any(out.iterdir())) if existed else not out.exists()
+    assert [p.name for p in out.parent.iterdir()] == (["report"] if existed else [])
+    monkeypatch.undo()
+    make_report(trials, responses, predictions, out, cfg)
+    assert (out / "report.html").exists() and (out / "conflict.png").exists()
+    assert [p.name for p in out.parent.iterdir()] == ["report"]
+    (tmp_path / "plain").mkdir()   # the report folder is as readable as any new folder
+    assert out.stat().st_mode == (tmp_path / "plain").stat().st_mode
+
+
+def test_report_reads_predictions_through_the_strict_check(study, capsys, tmp_path):
+    """What only `predictions validate` checks (probabilities summing to 1, the response the
+    most probable offered choice) refuses a report too, in the validator's own words."""
+    from bodyscene.benchmark.harness.predictions import validate_predictions
+
+    f = study[2] / "domainnet.csv"
+    _rewrite(f, lambda df: df.__setitem__("p_clap", df["p_clap"].where(df.index != 2, "0.9")))
+    problem = validate_predictions(f, study[0], split="all", allow_missing=True)[0]
+    assert "row 4, column 'p_*': probabilities sum to" in problem
+    _expect_bad(study, capsys, tmp_path, r"domainnet\.csv: row 4, column 'p_\*': probabilities "
+                                         r"sum to")

@@ -299,7 +299,10 @@ def test_split_half_ceiling_matches_the_real_noise():
     assert np.mean(predicted) == pytest.approx(np.mean(actual), rel=0.2)
     assert np.mean(reliability) > 0.9
     flat = rng.binomial(n_trials, 0.6, size=(n_people, 8)).astype(float)
-    assert split_half_ceiling(flat, np.full_like(flat, n_trials), 50)["r_full"] < 0.5
+    flat_ceiling = split_half_ceiling(flat, np.full_like(flat, n_trials), 50)
+    assert not flat_ceiling["r_full"] >= 0.5   # low, or none (negative split-half r)
+    if flat_ceiling["r_half"] < 0:   # Spearman-Brown would leave [-1, 1]: no reliability
+        assert np.isnan(flat_ceiling["r_full"])
 
 
 def test_human_likeness_orders_models():
@@ -579,9 +582,11 @@ def test_leaderboard_hand_computed():
                              for g, v in acc.items()
                              for c, a in zip(("original", "body", "background"), v)])
     cons = pd.DataFrame([
-        {"model": "A", "human_group": "humans", "kappa_with_humans": 0.3,
+        {"observer": "humans", "human_group": "humans", "kappa_with_humans": 0.4,
+         "c_obs_with_humans": 0.85, "human_human_kappa": 0.4, "human_human_c_obs": 0.85},
+        {"observer": "A", "human_group": "humans", "kappa_with_humans": 0.3,
          "c_obs_with_humans": 0.8, "human_human_kappa": 0.4, "human_human_c_obs": 0.85},
-        {"model": "B", "human_group": "humans", "kappa_with_humans": 0.1,
+        {"observer": "B", "human_group": "humans", "kappa_with_humans": 0.1,
          "c_obs_with_humans": 0.6, "human_human_kappa": 0.4, "human_human_c_obs": 0.85}])
     conflict = pd.DataFrame([{"group": "B", "cue": "body", "share": 0.2}])
     board = leaderboard(accuracy, cons, pd.DataFrame(), conflict)
@@ -594,4 +599,9 @@ def test_leaderboard_hand_computed():
     assert b.loc["A", "human_likeness"] == 1.0 and b.loc["B", "human_likeness"] == 2.0
     assert np.isnan(b.loc["A:body", "rank"]) and b.loc["A:body", "readout_of"] == "A"
     assert b.loc["humans", "error_consistency"] == 0.4   # the people-people ceiling
+    assert b.loc["humans", "observed_consistency"] == 0.85
+    alone = leaderboard(accuracy[accuracy["group"] == "humans"], cons.iloc[:1], pd.DataFrame(),
+                        pd.DataFrame())
+    assert alone["observer"].tolist() == ["humans"]   # no models yet: the people's row alone
+    assert alone.loc[0, "error_consistency"] == 0.4
     assert b.loc["B", "conflict_body_share"] == 0.2

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from bodyscene.benchmark.harness.predictions import read_predictions
+from bodyscene.benchmark.harness.predictions import read_predictions, validate_predictions
 from bodyscene.human_study.responses import read_responses
 from bodyscene.stimuli.manifest import read_manifest
 
@@ -57,16 +57,20 @@ def csv_files(location: str | Path | None, include_readouts: bool = False) -> li
 def load_observations(trials: str | Path | pd.DataFrame, responses: str | Path | None,
                       predictions: str | Path | None, include_readouts: bool = False,
                       manifest_path: str | Path | None = None,
-                      exclude_anticipations: bool = False) -> pd.DataFrame:
+                      exclude_anticipations: bool = False,
+                      left_out: dict | None = None) -> pd.DataFrame:
     """Read every responses and predictions CSV into one table with the columns of COLUMNS.
 
     `trials` is the manifest's path (or an already-read manifest, then name it in
-    `manifest_path` for messages). Only main-phase trials are kept (practice and catch trials
+    `manifest_path` for messages). Predictions pass the strict check of `bodyscene
+    predictions validate` (all but coverage). Only main-phase trials are kept (practice and catch trials
     are not data). Raises BadInput naming file and row for an unknown trial, a sha256 other than
     the manifest's, a response not among the offered choices, a `correct` flag that contradicts
     the response, or a trial answered twice by one agent. With `exclude_anticipations`, answers
     the lab runner flagged as faster than its minimum RT (`anticipation` = true) are dropped
-    (they stay in the responses files; the report's run record says how many were left out)."""
+    (they stay in the responses files); `left_out`, when given, is filled with how many per
+    participant and whom nothing was left of (the report's methods and run record say so).
+    (Not DataFrame.attrs: pandas deep-copies those on every operation, 3 s in a report.)"""
     if isinstance(trials, pd.DataFrame):
         manifest = trials
         mpath = Path(manifest_path or "trials.csv")
@@ -76,15 +80,27 @@ def load_observations(trials: str | Path | pd.DataFrame, responses: str | Path |
         # files are checked against the manifest's, which is what ties answers to pixels.
         manifest = read_manifest(mpath, check_files=False)
     parts = []
+    excluded: dict[str, int] = {}   # agent -> anticipations left out
     for path in csv_files(responses):
         df = read_responses(path)
         if exclude_anticipations and "anticipation" in df.columns:
-            flagged = df["anticipation"].map(lambda v: v != "" and parse_bool(v))
-            df = df[~flagged.astype(bool)]
+            flagged = df["anticipation"].map(lambda v: v != "" and parse_bool(v)).astype(bool)
+            for agent, n in df.loc[flagged, "agent"].value_counts().items():
+                excluded[str(agent)] = excluded.get(str(agent), 0) + int(n)
+            df = df[~flagged]
         parts.append(_one_file(path, df, manifest, mpath, "human"))
     pred_root = Path(predictions) if predictions is not None else None
     main_agents: set[str] = set()
+    # the columns the strict check reads (it looks a row up per answer: fewer columns, faster)
+    checked = manifest[["trial_id", "action", "sha256", "choices", "split"]]
     for path in csv_files(predictions, include_readouts):
+        # the strict check of `bodyscene predictions validate` (probabilities, offered choices,
+        # the response the most probable of them, hashes), short of coverage: the report
+        # compares observers on the trials they share
+        problems = validate_predictions(path, mpath, split="all", allow_missing=True, limit=1,
+                                        manifest=checked)
+        if problems:
+            raise BadInput(problems[0])
         df = read_predictions(path)
         if pred_root is not None and pred_root.is_dir() and path.parent.name == READOUTS_DIR:
             # An alternative readout is its own observer; evaluation names it <model>.<readout>,
@@ -98,8 +114,9 @@ def load_observations(trials: str | Path | pd.DataFrame, responses: str | Path |
         raise BadInput(f"no responses or predictions CSV found in {responses} or {predictions}")
     obs = pd.concat(parts, ignore_index=True)
     if obs.empty:
+        left_out = (f" ({sum(excluded.values())} anticipations left out)" if excluded else "")
         raise BadInput(f"the responses and predictions hold no main-phase trials "
-                       f"({responses}, {predictions})")
+                       f"({responses}, {predictions}){left_out}")
     dup = obs.duplicated(["agent", "trial_id"], keep="first")
     if dup.any():
         i = int(np.flatnonzero(dup.to_numpy())[0])
@@ -114,7 +131,11 @@ def load_observations(trials: str | Path | pd.DataFrame, responses: str | Path |
         agent = clash[clash > 1].index[0]
         raise BadInput(f"agent {agent!r} appears both as a human and as a model; agent names "
                        f"must be unique across responses and predictions")
-    return obs[list(COLUMNS)].reset_index(drop=True)
+    obs = obs[list(COLUMNS)].reset_index(drop=True)
+    if left_out is not None:
+        left_out.update(anticipations=excluded,
+                        agents_without_trials=sorted(set(excluded) - set(obs["agent"])))
+    return obs
 
 
 def _one_file(path: Path, df: pd.DataFrame, manifest: pd.DataFrame, mpath: Path,

@@ -51,6 +51,21 @@ def group_style(groups: list[str]) -> dict[str, dict]:
     return style
 
 
+def error_bars(value, low, high) -> list[list[float]]:
+    """Lower and upper error bar lengths, an undefined interval drawn as none. As lists:
+    matplotlib warns (numpy deprecation) on a (2, 1) array when a plot has a single bar."""
+    err = np.vstack([np.asarray(value, float) - np.asarray(low, float),
+                     np.asarray(high, float) - np.asarray(value, float)])
+    return np.nan_to_num(err).tolist()
+
+
+def legend(ax, **kwargs) -> None:
+    """A legend only when something in the axes is labelled (matplotlib warns on an empty
+    one)."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(**kwargs)
+
+
 def _title(ax, text: str, simulated: bool) -> None:
     """A title wrapped to the figure's width (figures are not cropped to their contents)."""
     width = max(30, int(ax.figure.get_figwidth() * 11))
@@ -68,8 +83,8 @@ def accuracy_by_condition(acc: pd.DataFrame, groups: list[str], conditions: list
     for j, g in enumerate(groups):
         sub = acc[acc["group"] == g].set_index("condition").reindex(conditions)
         pos = x + (j - (len(groups) - 1) / 2) * width
-        err = np.vstack([sub["accuracy"] - sub["ci_low"], sub["ci_high"] - sub["accuracy"]])
-        ax.bar(pos, sub["accuracy"], width, yerr=np.nan_to_num(err), capsize=2, label=g,
+        err = error_bars(sub["accuracy"], sub["ci_low"], sub["ci_high"])
+        ax.bar(pos, sub["accuracy"], width, yerr=err, capsize=2, label=g,
                **style[g])
     chance = acc.groupby("condition")["chance"].mean().reindex(conditions).to_numpy()
     for i, c in enumerate(chance):
@@ -80,7 +95,7 @@ def accuracy_by_condition(acc: pd.DataFrame, groups: list[str], conditions: list
     ax.set_ylabel("accuracy (offered choices)")
     _title(ax, "Accuracy by condition, 95% hierarchical bootstrap intervals",
            bool(acc["simulated"].any()))
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    legend(ax, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     return fig
 
@@ -97,8 +112,7 @@ def regression_effects(reg: pd.DataFrame):
         sub = fixed[fixed["method"] == method].set_index("term").reindex(terms)
         y = np.arange(len(terms)) + (k - (len(methods) - 1) / 2) * 0.3
         ax.errorbar(sub["estimate"], y,
-                    xerr=np.vstack([sub["estimate"] - sub["ci_low"],
-                                    sub["ci_high"] - sub["estimate"]]),
+                    xerr=error_bars(sub["estimate"], sub["ci_low"], sub["ci_high"]),
                     fmt="o" if k == 0 else "s", ms=3, capsize=2, label=method)
     ax.axvline(0, color="k", lw=0.8)
     ax.set_yticks(np.arange(len(terms)), terms, fontsize=7)
@@ -108,7 +122,7 @@ def regression_effects(reg: pd.DataFrame):
                                          if n_left else ""))
     _title(ax, "correct ~ condition * group, random intercepts participant + item",
            bool(reg["simulated"].any()))
-    ax.legend(fontsize=7)
+    legend(ax, fontsize=7)
     fig.tight_layout()
     return fig
 
@@ -117,11 +131,17 @@ def contrasts(con: pd.DataFrame):
     """Body minus background per group with intervals and Holm-adjusted p."""
     fig, ax = plt.subplots(figsize=(6.0, 0.4 * len(con) + 1.4))
     y = np.arange(len(con))
-    err = np.vstack([con["estimate"] - con["ci_low"], con["ci_high"] - con["estimate"]])
-    ax.errorbar(con["estimate"], y, xerr=np.nan_to_num(err), fmt="o", capsize=3, color="k")
+    err = error_bars(con["estimate"], con["ci_low"], con["ci_high"])
+    ax.errorbar(con["estimate"], y, xerr=err, fmt="o", capsize=3, color="k")
     for yi, (_, row) in zip(y, con.iterrows()):
-        ax.annotate(f"p_holm={row['p_holm']:.3g}", (row["estimate"], yi), xytext=(4, 6),
-                    textcoords="offset points", fontsize=7)
+        if not np.isfinite(row["estimate"]):
+            ax.annotate("undefined (see the table's note)", (0, yi), xytext=(4, 6),
+                        textcoords="offset points", fontsize=7, color="0.4")
+            continue
+        text = (f"p_holm={row['p_holm']:.3g}" if np.isfinite(row["p_holm"])
+                else "no p (see note)")
+        ax.annotate(text, (row["estimate"], yi), xytext=(4, 6), textcoords="offset points",
+                    fontsize=7)
     ax.axvline(0, color="k", lw=0.8)
     ax.set_yticks(y, con["group"])
     ax.invert_yaxis()
@@ -132,35 +152,50 @@ def contrasts(con: pd.DataFrame):
 
 
 def consistency(pairs: pd.DataFrame, summary: pd.DataFrame, models: list[str]):
-    """Error consistency of each model with each person (dots; per-condition kappa averaged),
-    their mean (bar), beside the people-people distribution (grey band: interquartile range,
-    line: mean), models in leaderboard order."""
-    fig, ax = plt.subplots(figsize=(max(5.0, 0.55 * len(models) + 2.5), 3.6))
-    simulated = bool(summary["simulated"].any()) if len(summary) else False
-    for hg, sub in summary.groupby("human_group", sort=False):
-        first = sub.iloc[0]
+    """Error consistency, per-condition kappa averaged over conditions. With people: the
+    people-people pairs (first column) and each model with each person (dots), their means
+    (bars), beside the people-people interquartile range (grey band) and mean (line, the
+    ceiling), models in leaderboard order. Without people: each model with each other model;
+    there is no ceiling."""
+    ref = summary["human_group"].iloc[0] if len(summary) else None
+    summary = summary[summary["human_group"] == ref]
+    columns = ([ref] if ref is not None else []) + models
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.55 * len(columns) + 2.5), 3.6))
+    x = pd.Series(np.arange(len(columns)), index=columns, dtype=float)
+    dots = pairs.dropna(subset=["kappa"])
+    if ref is not None:
+        first = summary.iloc[0]
         if np.isfinite(first["human_human_kappa"]):
             ax.axhspan(first["human_human_q25"], first["human_human_q75"], color="0.88",
-                       label=f"{hg}-{hg}: interquartile range")
+                       label=f"{ref}-{ref}: interquartile range")
             ax.axhline(first["human_human_kappa"], color="0.4", lw=1.2,
-                       label=f"{hg}-{hg}: mean (the ceiling)")
-        sub = sub.set_index("model").reindex(models)
-        x = np.arange(len(models))
-        ax.bar(x, sub["kappa_with_humans"], 0.6, color="tab:blue", alpha=0.8,
-               hatch="//" if hg == SIMULATED_HUMANS else None, label=f"model-{hg}: mean")
-        dots = pairs[((pairs["group1"] == hg) & pairs["group2"].isin(models)) |
-                     ((pairs["group2"] == hg) & pairs["group1"].isin(models))].dropna(
-                         subset=["kappa"])
-        model_of = np.where(dots["group1"] == hg, dots["group2"], dots["group1"])
-        pos = pd.Series(x, index=models).reindex(model_of).to_numpy(float)
-        jitter = np.random.default_rng(0).uniform(-0.2, 0.2, len(pos))
-        ax.plot(pos + jitter, dots["kappa"], ".", color="k", ms=2, alpha=0.5)
-        break  # the reference group only (people when there are any)
+                       label=f"{ref}-{ref}: mean (the ceiling)")
+        means = summary.set_index("observer")["kappa_with_humans"].reindex(columns)
+        colours = ["0.55"] + ["tab:blue"] * len(models)
+        ax.bar(x, means, 0.6, color=colours, alpha=0.8,
+               hatch="//" if ref == SIMULATED_HUMANS else None)
+        dots = dots[(dots["group1"] == ref) | (dots["group2"] == ref)]
+        other = np.where(dots["group1"] == ref, dots["group2"], dots["group1"])
+        title = ("Error consistency with each person (dots), per-condition mean" if models
+                 else "No models yet: error consistency between people (dots: pairs), "
+                      "per-condition mean")
+    else:
+        dots = dots[dots["group1"].isin(models) & dots["group2"].isin(models)]
+        both = pd.concat([dots.assign(me=dots["group1"]), dots.assign(me=dots["group2"])])
+        ax.bar(x, both.groupby("me")["kappa"].mean().reindex(columns), 0.6, color="tab:blue",
+               alpha=0.8)
+        dots, other = both, both["me"].to_numpy()
+        title = "No people: error consistency of each model with the other models (no ceiling)"
+    pos = x.reindex(other).to_numpy(float)
+    jitter = np.random.default_rng(0).uniform(-0.2, 0.2, len(pos))
+    ax.plot(pos + jitter, dots["kappa"], ".", color="k", ms=2, alpha=0.5)
     ax.axhline(0, color="k", lw=0.8)
-    ax.set_xticks(np.arange(len(models)), models, rotation=30, ha="right")
+    ax.set_xlim(-0.6, len(columns) - 0.4)
+    labels = [f"{c}-{c}" if c == ref else c for c in columns]
+    ax.set_xticks(x.to_numpy(), labels, rotation=30, ha="right")
     ax.set_ylabel("error consistency (kappa)")
-    _title(ax, "Error consistency with each person (dots), per-condition mean", simulated)
-    ax.legend(fontsize=7, loc="upper right")
+    _title(ax, title, ref == SIMULATED_HUMANS)
+    legend(ax, fontsize=7, loc="upper right")
     fig.tight_layout()
     return fig
 
@@ -185,7 +220,7 @@ def likeness(like: pd.DataFrame):
     ax.set_ylabel("distance / human ceiling distance")
     _title(ax, "Human-likeness of accuracy profiles (1 = at the ceiling)",
            bool(like["simulated"].any()))
-    ax.legend(fontsize=7)
+    legend(ax, fontsize=7)
     fig.tight_layout()
     return fig
 
@@ -198,8 +233,8 @@ def conflict(con: pd.DataFrame, groups: list[str]):
     simulated = con.groupby("group")["simulated"].all().reindex(groups).fillna(False)
     for k, (cue, color) in enumerate([("body", "tab:orange"), ("background", "tab:green")]):
         sub = con[con["cue"] == cue].set_index("group").reindex(groups)
-        err = np.vstack([sub["share"] - sub["ci_low"], sub["ci_high"] - sub["share"]])
-        bars = ax.bar(x + (k - 0.5) * 0.38, sub["share"], 0.38, yerr=np.nan_to_num(err),
+        err = error_bars(sub["share"], sub["ci_low"], sub["ci_high"])
+        bars = ax.bar(x + (k - 0.5) * 0.38, sub["share"], 0.38, yerr=err,
                       capsize=2, color=color, label=f"follows the {cue}")
         for bar, sim in zip(bars, simulated):
             if sim:
@@ -212,7 +247,7 @@ def conflict(con: pd.DataFrame, groups: list[str]):
     ax.set_ylim(0, 1.02)
     ax.set_ylabel("share of conflict answers")
     _title(ax, "Conflict trials: body or background?", bool(con["simulated"].any()))
-    ax.legend(fontsize=8)
+    legend(ax, fontsize=8)
     fig.tight_layout()
     return fig
 
@@ -235,8 +270,8 @@ def patterns(acc: pd.DataFrame, board: pd.DataFrame, conditions: list[str]):
         ax.fill_between(x, human["ci_low"], human["ci_high"], color="0.8", lw=0)
         ax.plot(x, human["accuracy"], marker="o", color="0.35", ms=3, lw=1.2,
                 ls="--" if human_sim else "-", label=ref)
-        ax.errorbar(x, m["accuracy"], yerr=np.nan_to_num(np.vstack(
-            [m["accuracy"] - m["ci_low"], m["ci_high"] - m["accuracy"]])), fmt="o-",
+        ax.errorbar(x, m["accuracy"], yerr=error_bars(m["accuracy"], m["ci_low"],
+                                                       m["ci_high"]), fmt="o-",
             color="tab:blue", ms=3, lw=1.5, capsize=2, label="model")
         ax.plot(x, chance, ":", color="k", lw=0.8)
         rank = "" if not np.isfinite(row["rank"]) else f"#{int(row['rank'])} "
@@ -247,7 +282,7 @@ def patterns(acc: pd.DataFrame, board: pd.DataFrame, conditions: list[str]):
         ax.axis("off")
     for ax in axes[:, 0]:
         ax.set_ylabel("accuracy", fontsize=8)
-    axes.ravel()[0].legend(fontsize=7, loc="lower left")
+    legend(axes.ravel()[0], fontsize=7, loc="lower left")
     title = ("Each model (blue) against the people (grey band: 95% interval), ranked by "
              "human-likeness" + (SIM_NOTE if human_sim else ""))
     # wrapped to the figure's width (about 12 characters an inch at 10 pt): never clipped

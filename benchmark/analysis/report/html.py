@@ -72,6 +72,8 @@ def leaderboard_html(board: pd.DataFrame, conditions: list[str]) -> str:
     cols = (["rank", "observer", "human_likeness"] + [f"accuracy_{c}" for c in conditions] +
             [c for c in BOARD_HEADERS if c not in ("rank", "observer", "human_likeness")])
     cols = [c for c in cols if c in board.columns]
+    if len(board) == 1:   # the people alone: leave out what compares a model with them
+        cols = [c for c in cols if board[c].notna().any() and c != "rank"]
     head = "".join(f"<th>{BOARD_HEADERS.get(c, 'acc. ' + c.replace('accuracy_', ''))}</th>"
                    for c in cols)
     body = []
@@ -91,8 +93,14 @@ def leaderboard_html(board: pd.DataFrame, conditions: list[str]) -> str:
                 text = html.escape(str(v))
             cells.append(f"<td>{text}</td>")
         body.append(f"<tr class='{cls}'>" + "".join(cells) + "</tr>")
+    undefined = any(isinstance(v, (float, np.floating)) and not np.isfinite(v)
+                    for c in cols if c not in ("rank",) for v in board[c])
+    note = ("<p class='thin'>&ndash; = undefined: the people's row compares them with no one "
+            "but themselves, an alternative readout is not ranked, and a model's cell is "
+            "empty where the data are too thin (the section below says why).</p>"
+            if undefined else "")
     return (f"<div class='tw'><table class='board'><tr>{head}</tr>" + "".join(body) +
-            "</table></div>")
+            "</table></div>" + note)
 
 
 def page(title: str, simulated: bool, lead: list[str], methods: str,

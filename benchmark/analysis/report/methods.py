@@ -65,7 +65,7 @@ def stimulus_duration(obs: pd.DataFrame, records: list[dict]) -> str | None:
 
 
 def methods_paragraph(obs: pd.DataFrame, records: list[dict], cfg: ReportConfig,
-                      manifest_name: str) -> str:
+                      manifest_name: str, excluded: dict | None = None) -> str:
     humans = obs[obs["agent_kind"] == "human"]
     models = obs[obs["agent_kind"] == "model"]
     parts = []
@@ -85,6 +85,14 @@ def methods_paragraph(obs: pd.DataFrame, records: list[dict], cfg: ReportConfig,
                 f"of {obs['action'].nunique()} actions in the conditions {', '.join(conditions)}; "
                 f"each trial offered {' or '.join(map(str, k))} choices (chance "
                 f"{', '.join(f'{1 / x:.3f}' for x in k)}). ")
+    excluded = excluded or {}
+    dropped = excluded.get("anticipations", {})
+    if dropped:
+        gone = excluded.get("agents_without_trials", [])
+        text.append(f"{sum(dropped.values())} answers flagged as anticipations (faster than "
+                    f"the lab's minimum RT) were left out, from {len(dropped)} participant(s)" +
+                    (f"; nothing was left of {', '.join(gone)}, who is not in the analysis"
+                     if gone else "") + ". ")
     duration = stimulus_duration(obs, records)
     if duration:
         text.append(duration[0].upper() + duration[1:] + ". ")

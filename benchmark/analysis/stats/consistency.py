@@ -146,11 +146,14 @@ def _kind_rank(kind: str) -> int:
 
 
 def consistency_summary(pairs: pd.DataFrame, by: str | None = None) -> pd.DataFrame:
-    """Per model (and per value of `by`, e.g. condition, when given): mean kappa with each human
-    group beside the human-human value (mean and interquartile range over pairs of people),
-    which is the ceiling: a model that errs like a typical person reaches it on average.
-    `pairs` is `pair_summary` (headline per-condition mean kappa) or, with `by`, the
-    per-condition table of `pairwise_consistency`."""
+    """Per human group, first the people themselves, then each model (and per value of `by`,
+    e.g. condition, when given): the mean kappa and observed consistency with the group's
+    people, beside the people-people value (mean and interquartile range over pairs of
+    people), which is the ceiling: a model that errs like a typical person reaches it on
+    average. The people's own row (`observer` = the group) holds the people-people values, so a
+    study without models still sees its ceiling. `pairs` is `pair_summary` (headline
+    per-condition mean kappa) or, with `by`, the per-condition table of
+    `pairwise_consistency`. Without people the table is empty: there is no ceiling."""
     rows = []
     human_groups = [g for g in ("humans", SIMULATED_HUMANS)
                     if g in set(pairs["group1"]) | set(pairs["group2"])]
@@ -159,32 +162,55 @@ def consistency_summary(pairs: pd.DataFrame, by: str | None = None) -> pd.DataFr
     strata = [(None, pairs)] if by is None else list(pairs.groupby(by, sort=False))
     for hg in human_groups:
         for key, cell in strata:
-            hh = cell[(cell["group1"] == hg) & (cell["group2"] == hg)]["kappa"].dropna()
-            for model in models:
-                pick = (((cell["group1"] == hg) & (cell["group2"] == model)) |
-                        ((cell["group2"] == hg) & (cell["group1"] == model)))
+            within = (cell["group1"] == hg) & (cell["group2"] == hg)
+            hh = cell.loc[within, "kappa"].dropna()
+            ceiling = {
+                "human_human_kappa": float(hh.mean()) if len(hh) else np.nan,
+                "human_human_q25": float(hh.quantile(0.25)) if len(hh) else np.nan,
+                "human_human_q75": float(hh.quantile(0.75)) if len(hh) else np.nan,
+                "n_human_pairs": int(len(hh))}
+            if "c_obs" in cell.columns:
+                ceiling["human_human_c_obs"] = _mean(cell.loc[within, "c_obs"])
+            n_people = len(set(cell.loc[cell["group1"] == hg, "agent1"]) |
+                           set(cell.loc[cell["group2"] == hg, "agent2"]))
+            for observer in [hg] + models:
+                pick = within if observer == hg else (
+                    ((cell["group1"] == hg) & (cell["group2"] == observer)) |
+                    ((cell["group2"] == hg) & (cell["group1"] == observer)))
                 hm = cell.loc[pick, "kappa"].dropna()
-                row = {"model": model, "human_group": hg}
+                row = {"observer": observer, "human_group": hg}
                 if by is not None:
                     row[by] = key
-                row.update({
-                    "kappa_with_humans": float(hm.mean()) if len(hm) else np.nan,
-                    "n_pairs": int(len(hm)),
-                    "human_human_kappa": float(hh.mean()) if len(hh) else np.nan,
-                    "human_human_q25": float(hh.quantile(0.25)) if len(hh) else np.nan,
-                    "human_human_q75": float(hh.quantile(0.75)) if len(hh) else np.nan,
-                    "n_human_pairs": int(len(hh))})
+                row.update({"kappa_with_humans": float(hm.mean()) if len(hm) else np.nan,
+                            "n_pairs": int(len(hm)), **ceiling})
                 if "c_obs" in cell.columns:
-                    row["c_obs_with_humans"] = float(cell.loc[pick, "c_obs"].mean())
-                    row["human_human_c_obs"] = float(
-                        cell.loc[(cell["group1"] == hg) & (cell["group2"] == hg), "c_obs"].mean())
+                    row["c_obs_with_humans"] = _mean(cell.loc[pick, "c_obs"])
                 if "kappa_pooled" in cell.columns:
-                    pooled = cell.loc[pick, "kappa_pooled"].dropna()
-                    row["kappa_pooled_with_humans"] = (float(pooled.mean()) if len(pooled)
-                                                       else np.nan)
-                row["note"] = ("" if len(hm) and len(hh) else
-                               "no model-human pair with a defined kappa" if not len(hm) else
-                               "no pair of people shares enough trials: no human-human value")
+                    row["kappa_pooled_with_humans"] = _mean(cell.loc[pick, "kappa_pooled"])
+                row["note"] = _why_no_summary(observer == hg, len(hm), len(hh), n_people)
                 row["simulated"] = hg == SIMULATED_HUMANS
                 rows.append(row)
-    return pd.DataFrame(rows)
+    columns = ["observer", "human_group"] + ([by] if by else []) + [
+        "kappa_with_humans", "n_pairs", "human_human_kappa", "human_human_q25",
+        "human_human_q75", "n_human_pairs", "human_human_c_obs", "c_obs_with_humans",
+        "kappa_pooled_with_humans", "note", "simulated"]
+    return pd.DataFrame(rows, columns=[c for c in columns if not rows or c in rows[0]])
+
+
+def _mean(values: pd.Series) -> float:
+    values = values.dropna()
+    return float(values.mean()) if len(values) else np.nan
+
+
+def _why_no_summary(people_row: bool, n_defined: int, n_people_pairs: int,
+                    n_people: int) -> str:
+    """Why a consistency summary cell is empty, in words (empty when nothing is missing)."""
+    if n_people < 2:
+        return "one participant: no people-people consistency (it needs two)"
+    if not n_people_pairs:
+        return "no pair of people shares enough trials: no people-people value"
+    if people_row:
+        return "people-people: the ceiling"
+    if not n_defined:
+        return "no model-person pair with a defined kappa"
+    return ""

@@ -19,14 +19,19 @@ EXACT_BELOW = 25  # discordant pairs under which McNemar uses the exact binomial
 Z95 = float(stats.norm.ppf(0.975))
 
 
-def mcnemar(b: int, c: int, exact: bool | None = None) -> tuple[float, float, str]:
+def mcnemar(b: int, c: int, exact: bool | None = None,
+            n_pairs: int | None = None) -> tuple[float, float, str]:
     """McNemar's test on the discordant counts b (first right, second wrong) and c (the reverse).
 
     Returns (statistic, two-sided p, method). Exact: binomial test of b among b + c at 1/2, the
     statistic being min(b, c). Otherwise chi-square with continuity correction,
-    (|b - c| - 1)^2 / (b + c) on 1 df."""
+    (|b - c| - 1)^2 / (b + c) on 1 df. A table of n_pairs > 0 pairs that all agree (b = c = 0)
+    is no evidence of a difference: p = 1. With no pairs at all (n_pairs = 0) the test is
+    undefined: (nan, nan, "undefined"), to be left out of any multiple-test correction."""
     b, c = int(b), int(c)
     n = b + c
+    if n_pairs == 0:
+        return float("nan"), float("nan"), "undefined"
     if n == 0:
         return 0.0, 1.0, "exact"
     if exact is None:
@@ -36,6 +41,10 @@ def mcnemar(b: int, c: int, exact: bool | None = None) -> tuple[float, float, st
         return float(min(b, c)), float(p), "exact"
     chi2 = (abs(b - c) - 1.0) ** 2 / n
     return float(chi2), float(stats.chi2.sf(chi2, 1)), "chi2"
+
+
+def _mcnemar_name(method: str, over: str) -> str:
+    return f"McNemar over {over}" if method == "undefined" else f"McNemar ({method}) over {over}"
 
 
 def wilson(k: int, n: int, z: float = Z95) -> tuple[float, float]:
@@ -108,7 +117,12 @@ def _paired_over_participants(cell: pd.DataFrame, a: str, b: str) -> dict:
     half = stats.t.ppf(0.975, n - 1) * diff.std(ddof=1) / np.sqrt(n)
     row["ci_low"], row["ci_high"] = row["estimate"] - half, row["estimate"] + half
     if np.allclose(diff, diff[0]):
-        row["statistic"], row["p"] = (0.0, 1.0) if diff[0] == 0 else (float("inf"), 0.0)
+        if diff[0] == 0:   # nobody differs: no evidence of a difference
+            row["statistic"], row["p"] = 0.0, 1.0
+        else:              # t would be infinite: no finite statistic, left out of Holm
+            row["note"] = (f"every participant's difference is {diff[0]:.3g}: no variance, "
+                           f"t undefined")
+            return row
     else:
         t = stats.ttest_rel(per[a], per[b])
         row["statistic"], row["p"] = float(t.statistic), float(t.pvalue)
@@ -127,11 +141,12 @@ def _paired_over_items(cell: pd.DataFrame, a: str, b: str) -> dict:
     x = per[a].to_numpy() > 0.5 if len(per) else np.array([], bool)
     y = per[b].to_numpy() > 0.5 if len(per) else np.array([], bool)
     aa, bb, cc, dd = _table(x, y)
-    stat, p, method = mcnemar(bb, cc)
-    return {"test": f"McNemar ({method}) over items", "n": int(len(per)),
+    stat, p, method = mcnemar(bb, cc, n_pairs=len(per))
+    return {"test": _mcnemar_name(method, "items"), "n": int(len(per)),
             **paired_difference_ci(aa, bb, cc, dd), "statistic": stat, "p": p,
             "p_wilcoxon": float("nan"), "b": bb, "c": cc,
-            "note": "" if len(per) else f"no item answered in both {a} and {b}"}
+            "note": "" if len(per) else f"no item answered in both {a} and {b}: McNemar "
+                                        f"undefined, not counted in the Holm correction"}
 
 
 def _table(x: np.ndarray, y: np.ndarray) -> tuple[int, int, int, int]:
@@ -142,7 +157,8 @@ def _table(x: np.ndarray, y: np.ndarray) -> tuple[int, int, int, int]:
 
 def condition_contrasts(obs: pd.DataFrame, a: str = "body",
                         b: str = "background") -> pd.DataFrame:
-    """Condition a minus condition b within each group, Holm-corrected across groups."""
+    """Condition a minus condition b within each group, Holm-corrected across the groups whose
+    test is defined (an undefined test has no statistic and no p, and its note says why)."""
     rows = []
     for group in group_order(obs):
         cell = obs[obs["group"] == group]
@@ -171,14 +187,18 @@ def model_vs_model(obs: pd.DataFrame) -> pd.DataFrame:
             sub = pair if condition == "all" else pair.xs(condition, level="condition")
             x, y = sub[m1].to_numpy(bool), sub[m2].to_numpy(bool)
             aa, bb, cc, dd = _table(x, y)
-            stat, p, method = mcnemar(bb, cc)
+            stat, p, method = mcnemar(bb, cc, n_pairs=len(sub))
             rows.append({"family": "model vs model", "group": f"{m1} vs {m2}",
                          "comparison": f"{m1} - {m2}", "condition": condition,
-                         "test": f"McNemar ({method}) over trials", "n": int(len(sub)),
+                         "test": _mcnemar_name(method, "trials"), "n": int(len(sub)),
                          **paired_difference_ci(aa, bb, cc, dd), "statistic": stat,
                          "p": p, "b": bb, "c": cc, "simulated": False,
-                         "note": "" if len(sub) else "no trial answered by both models"})
-    table = pd.DataFrame(rows)
+                         "note": "" if len(sub) else "no trial answered by both models: "
+                                                     "McNemar undefined, not counted in the "
+                                                     "Holm correction"})
+    table = pd.DataFrame(rows, columns=None if rows else [
+        "family", "group", "comparison", "condition", "test", "n", "estimate", "ci_low",
+        "ci_high", "statistic", "p", "b", "c", "simulated", "p_holm", "note"])
     if not table.empty:
         table["p_holm"] = holm(table["p"])
         table = table[[c for c in table.columns if c != "note"] + ["note"]]

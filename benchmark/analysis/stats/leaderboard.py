@@ -42,16 +42,20 @@ def leaderboard(accuracy: pd.DataFrame, consistency: pd.DataFrame, likeness: pd.
                 conflict: pd.DataFrame) -> pd.DataFrame:
     """One row for the reference people, then one per model in rank order (readouts as
     sub-rows). Inputs are the tables of accuracy_table (group x condition), consistency_summary
-    (headline), human_likeness and conflict_shares."""
+    (headline), human_likeness and conflict_shares. Without models it is the people's row
+    alone; without people it is empty (nothing to rank against)."""
     ref = reference_group(accuracy["group"])
-    if ref is None:
-        return pd.DataFrame()
+    if ref is None:   # no people: nothing to rank against (the CSV keeps its header)
+        return pd.DataFrame(columns=["rank", "observer", "readout_of", "human_likeness",
+                                     *RANKED, "error_consistency_humans",
+                                     "profile_distance_ratio", "body_minus_background",
+                                     "conflict_body_share", "simulated"])
     acc = accuracy.pivot_table(index="group", columns="condition", values="accuracy",
                                sort=False)
     conds = list(acc.columns)
     human = acc.loc[ref]
     models = [g for g in acc.index if not is_human_group(g)]
-    cons = consistency[consistency["human_group"] == ref].set_index("model") \
+    cons = consistency[consistency["human_group"] == ref].set_index("observer") \
         if len(consistency) else pd.DataFrame()
     like = likeness[(likeness["human_group"] == ref) & (likeness["profile"] == "condition")] \
         .set_index("model") if len(likeness) else pd.DataFrame()
@@ -67,13 +71,14 @@ def leaderboard(accuracy: pd.DataFrame, consistency: pd.DataFrame, likeness: pd.
             else np.nan
 
     human_gap = diff(human)
-    first_model = cons.index[0] if len(cons) else None
+    # the people's own row of the consistency summary: people-people values, with or
+    # without models
     rows = [{"rank": np.nan, "observer": ref, "readout_of": "",
              **{f"accuracy_{c}": float(human[c]) for c in conds},
              "accuracy_difference": np.nan,   # comparisons of the people with themselves
-             "observed_consistency": get(cons, first_model, "human_human_c_obs"),
-             "error_consistency": get(cons, first_model, "human_human_kappa"),
-             "error_consistency_humans": get(cons, first_model, "human_human_kappa"),
+             "observed_consistency": get(cons, ref, "human_human_c_obs"),
+             "error_consistency": get(cons, ref, "human_human_kappa"),
+             "error_consistency_humans": get(cons, ref, "human_human_kappa"),
              "profile_distance_ratio": np.nan, "body_minus_background": human_gap,
              "body_background_gap": np.nan, "conflict_body_share": body_share.get(ref, np.nan)}]
     for m in models:

@@ -26,6 +26,11 @@ from bodyscene.benchmark.analysis.groups import (
 )
 
 PROFILES = {"condition": ("condition",), "condition x action": ("condition", "action")}
+LIKENESS_COLUMNS = ["model", "human_group", "profile", "n_cells", "distance", "ceiling_distance",
+                    "distance_ratio", "r", "r_ceiling", "r_attainable", "r_normalised", "r_half",
+                    "n_participants", "note", "simulated"]
+CEILING_COLUMNS = ["human_group", "profile", "r_half", "r_full", "d_half", "ceiling_distance",
+                   "n_participants", "note", "simulated"]
 
 
 def spearman_brown(r: float, factor: float = 2.0) -> float:
@@ -95,7 +100,10 @@ def split_half_ceiling(sums: np.ndarray, counts: np.ndarray, n_splits: int = 200
     d = _rmse(prof_a, prof_b)
     r_half = float(np.nanmean(r)) if np.isfinite(r).any() else np.nan
     d_half = float(np.nanmean(d)) if np.isfinite(d).any() else np.nan
-    return {"r_half": r_half, "r_full": spearman_brown(r_half), "d_half": d_half,
+    # Spearman-Brown extrapolates a reliability; a negative split-half correlation (the
+    # profile's differences lie within the noise) has none, and the formula would leave [-1, 1]
+    r_full = spearman_brown(r_half) if r_half >= 0 else np.nan
+    return {"r_half": r_half, "r_full": r_full, "d_half": d_half,
             "ceiling_distance": d_half / 2, "n_participants": n_people}
 
 
@@ -135,7 +143,7 @@ def human_likeness(obs: pd.DataFrame, n_splits: int = 200, seed: int = 0) -> pd.
                              "n_participants": ceiling["n_participants"],
                              "note": _why(ceiling, dist, r),
                              "simulated": human_group == SIMULATED_HUMANS})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=LIKENESS_COLUMNS)
 
 
 def _why(ceiling: dict, dist: float, r: float) -> str:
@@ -159,7 +167,18 @@ def human_ceiling(obs: pd.DataFrame, n_splits: int = 200, seed: int = 0) -> pd.D
         for profile, by in PROFILES.items():
             key = _cells(people, by)
             sums, counts = _tables(people, pd.Index(sorted(set(key))), key)
-            rows.append({"human_group": human_group, "profile": profile,
-                         **split_half_ceiling(sums, counts, n_splits, seed),
+            ceiling = split_half_ceiling(sums, counts, n_splits, seed)
+            rows.append({"human_group": human_group, "profile": profile, **ceiling,
+                         "note": _why_no_ceiling(ceiling),
                          "simulated": human_group == SIMULATED_HUMANS})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=CEILING_COLUMNS)
+
+
+def _why_no_ceiling(ceiling: dict) -> str:
+    if ceiling["n_participants"] < 2:
+        return "fewer than 2 participants: no split halves"
+    if not np.isfinite(ceiling["r_half"]):
+        return "the halves' profiles are flat or share no cell: no correlation"
+    if not np.isfinite(ceiling["r_full"]):
+        return "negative split-half correlation: no reliability to extrapolate"
+    return ""
