@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-from torch import nn
-
 from bodyscene.errors import ModelError
+from bodyscene.extras import require
 
 from .backbones import Backbone, create_backbone
 from .weights import load_state
+
+torch = require("torch")
+nn = torch.nn
 
 # torchvision's video presets (transforms/_presets.py: VideoClassification) normalise with
 # Kinetics statistics, not ImageNet's.

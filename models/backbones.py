@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-from torch import nn
-
 from bodyscene.errors import ModelError
+from bodyscene.extras import require
 
 from .weights import HEAD_NAMES as _HEAD_NAMES
 from .weights import check_fit, read_state_dict
+
+torch = require("torch")
+nn = torch.nn
 
 # Tiny architectures for tests and quick CPU demos (timm's `test_*` idea): the real code path,
 # in milliseconds. No BatchNorm, so a two-process DDP run equals one process on the same batch.

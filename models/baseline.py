@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-from torch import nn
+from bodyscene.extras import require
 
 from .backbones import create_backbone
+
+torch = require("torch")
+nn = torch.nn
 
 
 class Baseline(nn.Module):

@@ -11,13 +11,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import NamedTuple
 
-import torch
-import torch.nn.functional as F
-from torch import nn
-
 from bodyscene.errors import ModelError
+from bodyscene.extras import require
 
 from .backbones import create_backbone
+
+torch = require("torch")
+nn = torch.nn
+F = torch.nn.functional
 
 FUSIONS = ("sum", "learned-weighted", "concat-mlp")
 LOSS_TERMS = ("all", "combined-only")

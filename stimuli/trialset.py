@@ -16,12 +16,12 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pandas as pd
 
 from bodyscene import CONDITIONS, VIEWS
 from bodyscene.errors import BadInput, where
+from bodyscene.extras import require
 from bodyscene.provenance import write_run_record
 from bodyscene.tables import (
     Schema,
@@ -43,6 +43,8 @@ from .compose import (
     perturb_mask,
 )
 from .manifest import join_choices, write_manifest
+
+cv2 = require("cv2")
 
 __all__ = ["Item", "MaskNoise", "TrialSetConfig", "TrialSetWriter", "finalize",
            "parse_mask_noise", "parse_rgb", "read_choices_file"]

@@ -20,10 +20,12 @@ from pathlib import Path
 # reads this level when it first opens a video, so it is set on import (a user's value wins).
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")   # AV_LOG_QUIET
 
-import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from bodyscene.errors import BadInput
+from bodyscene.extras import require
+
+cv2 = require("cv2")
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 _NAME = re.compile(r"^(?P<action>.+)_(?P<index>\d{3})$")

@@ -14,8 +14,11 @@ import math
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-import cv2
 import numpy as np
+
+from bodyscene.extras import require
+
+cv2 = require("cv2")
 
 ACTIONS: tuple[str, ...] = ("wave", "cheer", "squat", "kick", "punch", "bow", "jumping_jack",
                             "balance")

@@ -8,12 +8,14 @@ import os
 from pathlib import Path
 from typing import Sequence
 
-import cv2
 import numpy as np
 
 from bodyscene.errors import BadInput
+from bodyscene.extras import require
 
 from . import People, register_segmenter
+
+cv2 = require("cv2")
 
 PERSON = 0   # COCO class id of 'person'
 
