@@ -41,8 +41,8 @@ def install_command(extra: str) -> str:
 
 def message(module: str, extra: str, purpose: str | None = None) -> str:
     """One line: what needs which module, and the pip command for a release or a checkout."""
-    who = f"{purpose} needs" if purpose else "this needs"
-    return (f"{who} {module}, which the {extra!r} extra installs: {install_command(extra)} "
+    what = f"{purpose} needs {module}" if purpose else f"{module} is not installed"
+    return (f"{what}, which the {extra!r} extra installs: {install_command(extra)} "
             f"(in a checkout: pip install -e '.[{extra}]')")
 
 
