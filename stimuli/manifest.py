@@ -1,6 +1,6 @@
 """The trial manifest (`trials.csv`): the contract every other part reads.
 
-One row per trial stimulus. The versions of one frame or clip share an `item_id`; `sha256` lets any
+One row per trial stimulus. The conditions of one frame or clip share an `item_id`; `sha256` lets any
 reader prove that people and models saw identical pixels. This module is the schema's one
 definition, its validator, and the helpers that hash stimuli; writers build rows and call
 `write_manifest`, readers call `read_manifest`."""
@@ -69,7 +69,7 @@ def stimulus_frames(stimulus: Path) -> list[Path]:
 
 def stimulus_sha256(stimulus: Path) -> str:
     """A PNG's sha256, or for a clip folder the sha256 of its frames' hex digests joined by
-    newlines in file-name order (DESIGN.md)."""
+    newlines in file-name order."""
     if stimulus.is_dir():
         digests = [file_sha256(p) for p in stimulus_frames(stimulus)]
         return hashlib.sha256("\n".join(digests).encode("ascii")).hexdigest()
