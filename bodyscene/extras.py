@@ -21,6 +21,7 @@ EXTRA_OF = {
     "psychopy": "experiment",
     "ai_edge_litert": "realseg",
     "starlette": "web",
+    "anyio": "web",         # starlette's own dependency, imported first by the server
     "uvicorn": "web",
     "httpx": "web",
     "skimage": "dev",

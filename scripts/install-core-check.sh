@@ -31,12 +31,14 @@ if present:
 print("core install: none of", ", ".join(sorted(EXTRA_OF)))
 EOF
 
-"$core" -m bodyscene.cli stimuli validate --trials "$trials" 2>/dev/null | head -1
+"$core" -m bodyscene.cli stimuli validate --trials "$trials" >"$work/validate.out" 2>/dev/null
+head -1 "$work/validate.out"
 "$core" -m bodyscene.cli predictions validate --trials "$trials" \
     "$work/demo/predictions/baseline.csv"
 "$core" -m bodyscene.cli report --trials "$trials" --responses "$work/demo/responses" \
     --predictions "$work/demo/predictions" --out "$work/report" --bootstrap 200 --quiet \
-    2>/dev/null | tail -1
+    >"$work/report.out" 2>/dev/null
+tail -1 "$work/report.out"
 test -s "$work/report/report.html"
 
 rc=0
