@@ -1,9 +1,10 @@
 """Optional dependencies: which extra installs which module, and one line that says so.
 
 The core install is the analysis stack; torch, OpenCV, Ultralytics (AGPL), PsychoPy, the web
-server and LiteRT come with extras (pyproject.toml). Code that needs one calls `require` where it
-imports it, and the CLI turns any ModuleNotFoundError for a known module into the same line, so a
-user never reads a traceback to learn which `pip install` to run."""
+server and LiteRT come with extras (pyproject.toml). A module that imports one at its top guards
+the import with `missing_extra` (plain imports, so type checkers still see the module); a lazy
+import calls `require` first; and the CLI turns any ModuleNotFoundError for a known module into
+the same line. A user never reads a traceback to learn which `pip install` to run."""
 
 from __future__ import annotations
 

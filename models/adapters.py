@@ -10,14 +10,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bodyscene.extras import missing_extra
+
+try:
+    import torch
+    from torch import nn
+except ModuleNotFoundError as exc:  # no models extra: one line naming it
+    raise missing_extra(exc) or exc
+
 from bodyscene.errors import ModelError
-from bodyscene.extras import require
 
 from .backbones import Backbone, create_backbone
 from .weights import load_state
-
-torch = require("torch")
-nn = torch.nn
 
 # torchvision's video presets (transforms/_presets.py: VideoClassification) normalise with
 # Kinetics statistics, not ImageNet's.

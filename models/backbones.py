@@ -5,14 +5,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bodyscene.extras import missing_extra
+
+try:
+    import torch
+    from torch import nn
+except ModuleNotFoundError as exc:  # no models extra: one line naming it
+    raise missing_extra(exc) or exc
+
 from bodyscene.errors import ModelError
-from bodyscene.extras import require
 
 from .weights import HEAD_NAMES as _HEAD_NAMES
 from .weights import check_fit, read_state_dict
-
-torch = require("torch")
-nn = torch.nn
 
 # Tiny architectures for tests and quick CPU demos (timm's `test_*` idea): the real code path,
 # in milliseconds. No BatchNorm, so a two-process DDP run equals one process on the same batch.

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bodyscene.extras import require
+from bodyscene.extras import missing_extra
+
+try:
+    import torch
+    from torch import nn
+except ModuleNotFoundError as exc:  # no models extra: one line naming it
+    raise missing_extra(exc) or exc
 
 from .backbones import create_backbone
-
-torch = require("torch")
-nn = torch.nn
 
 
 class Baseline(nn.Module):

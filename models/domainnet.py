@@ -11,14 +11,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import NamedTuple
 
+from bodyscene.extras import missing_extra
+
+try:
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+except ModuleNotFoundError as exc:  # no models extra: one line naming it
+    raise missing_extra(exc) or exc
+
 from bodyscene.errors import ModelError
-from bodyscene.extras import require
 
 from .backbones import create_backbone
-
-torch = require("torch")
-nn = torch.nn
-F = torch.nn.functional
 
 FUSIONS = ("sum", "learned-weighted", "concat-mlp")
 LOSS_TERMS = ("all", "combined-only")

@@ -13,10 +13,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bodyscene.errors import BadInput
-from bodyscene.extras import require
+from bodyscene.extras import missing_extra
 
-cv2 = require("cv2")
+try:
+    import cv2
+except ModuleNotFoundError as exc:  # no stimuli extra: one line naming it
+    raise missing_extra(exc) or exc
+
+from bodyscene.errors import BadInput
 
 INPAINT_METHODS = {"telea": cv2.INPAINT_TELEA, "ns": cv2.INPAINT_NS}
 

@@ -19,9 +19,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bodyscene.extras import missing_extra
+
+try:
+    import cv2
+except ModuleNotFoundError as exc:  # no stimuli extra: one line naming it
+    raise missing_extra(exc) or exc
+
 from bodyscene import CONDITIONS, VIEWS
 from bodyscene.errors import BadInput, where
-from bodyscene.extras import require
 from bodyscene.provenance import write_run_record
 from bodyscene.tables import (
     Schema,
@@ -43,8 +49,6 @@ from .compose import (
     perturb_mask,
 )
 from .manifest import join_choices, write_manifest
-
-cv2 = require("cv2")
 
 __all__ = ["Item", "MaskNoise", "TrialSetConfig", "TrialSetWriter", "finalize",
            "parse_mask_noise", "parse_rgb", "read_choices_file"]

@@ -22,10 +22,14 @@ os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")   # AV_LOG_QUIET
 
 import numpy as np  # noqa: E402
 
-from bodyscene.errors import BadInput
-from bodyscene.extras import require
+from bodyscene.extras import missing_extra  # noqa: E402
 
-cv2 = require("cv2")
+try:
+    import cv2
+except ModuleNotFoundError as exc:  # no stimuli extra: one line naming it
+    raise missing_extra(exc) or exc
+
+from bodyscene.errors import BadInput
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 _NAME = re.compile(r"^(?P<action>.+)_(?P<index>\d{3})$")

@@ -16,9 +16,12 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from bodyscene.extras import require
+from bodyscene.extras import missing_extra
 
-cv2 = require("cv2")
+try:
+    import cv2
+except ModuleNotFoundError as exc:  # no stimuli extra: one line naming it
+    raise missing_extra(exc) or exc
 
 ACTIONS: tuple[str, ...] = ("wave", "cheer", "squat", "kick", "punch", "bow", "jumping_jack",
                             "balance")

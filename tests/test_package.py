@@ -112,7 +112,18 @@ def test_synth_without_opencv_names_the_extra(tmp_path):
     assert "pip install 'bodyscene[stimuli]'" in done.stderr
 
 
-def test_validate_and_predictions_check_need_no_extra(toy_manifest):
+def test_library_imports_name_the_extra():
+    for module, blocked, extra in (("bodyscene.models.baseline", "torch", "models"),
+                                   ("bodyscene.stimuli.compose", "cv2", "stimuli")):
+        done = _run(f"import sys\nsys.modules[{blocked!r}] = None\n"
+                    f"from bodyscene.extras import MissingExtra\n"
+                    f"try:\n    import {module}\nexcept MissingExtra as exc:\n    print(exc)\n")
+        assert done.returncode == 0, done.stderr
+        assert f"pip install 'bodyscene[{extra}]'" in done.stdout
+
+
+def test_validate_needs_no_extra(toy_manifest):
+    """It decodes the PNGs with Pillow, so a core install (no OpenCV, no torch) validates."""
     blocked = ("torch", "torchvision", "cv2", "ultralytics", "psychopy")
     done = _run_without(blocked, ["stimuli", "validate", str(toy_manifest)])
     assert done.returncode == 0, done.stderr
