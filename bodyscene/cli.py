@@ -9,6 +9,7 @@ import importlib
 import sys
 
 from .errors import BodysceneError
+from .extras import missing_extra
 
 # Each part's commands, in the order of the pipeline. A part that fails to import is an error,
 # never silently left out of the command line.
@@ -37,6 +38,12 @@ def main(argv: list[str] | None = None) -> int:
         result = args.func(args)
     except BodysceneError as exc:
         print(f"bodyscene: error: {exc}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as exc:  # an extra that is not installed: say which, in one line
+        missing = missing_extra(exc, purpose=f"bodyscene {args.command}")
+        if missing is None:
+            raise
+        print(f"bodyscene: error: {missing}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("bodyscene: interrupted", file=sys.stderr)

@@ -1,6 +1,6 @@
 """The responses contract (`responses/*.csv`): one row per trial an observer answered.
 
-Human and model observers share these columns (DESIGN.md), so every statistic treats a model as
+Human and model observers share these columns (README.md), so every statistic treats a model as
 one more observer; predictions add columns of their own (see `bodyscene.benchmark.harness.predictions`). Rows are
 appended and fsync'ed one trial at a time: killing the process loses at most the trial on screen,
 and an existing file is only ever appended to."""

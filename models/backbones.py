@@ -5,8 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-from torch import nn
+from bodyscene.extras import missing_extra
+
+try:
+    import torch
+    from torch import nn
+except ModuleNotFoundError as exc:  # no models extra: one line naming it
+    raise missing_extra(exc) or exc
 
 from bodyscene.errors import ModelError
 

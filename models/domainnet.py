@@ -11,9 +11,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import NamedTuple
 
-import torch
-import torch.nn.functional as F
-from torch import nn
+from bodyscene.extras import missing_extra
+
+try:
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+except ModuleNotFoundError as exc:  # no models extra: one line naming it
+    raise missing_extra(exc) or exc
 
 from bodyscene.errors import ModelError
 

@@ -1,7 +1,7 @@
 """Stimulus generation: the synthetic action world, real-video reading and segmentation,
-composition of original/body/background/conflict versions, and the trial manifest.
+composition of original/body/background/conflict stimuli, and the trial manifest.
 
-Imports only the bodyscene core (see DESIGN.md)."""
+Imports only the bodyscene core (README.md, Layout; tests/test_package.py checks it)."""
 
 if __name__.split(".")[0] != "bodyscene":  # the folder is on sys.path, e.g. run from the repo root
     raise ImportError(f"import bodyscene.{__name__}, not {__name__}: the parts install inside "

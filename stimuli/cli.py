@@ -24,7 +24,7 @@ def add_composition_args(p: argparse.ArgumentParser) -> None:
                    help="choices offered per trial (default: all actions if <= 8, else 5)")
     g.add_argument("--choices-file", default=None,
                    help="CSV 'action,choices' fixing the ';'-separated choice set per action")
-    g.add_argument("--fill", default="0,0,0", help="RGB fill of the body version's background")
+    g.add_argument("--fill", default="0,0,0", help="RGB fill of the body condition's background")
     g.add_argument("--dilation", type=float, default=1.2,
                    help="person-mask dilation factor before inpainting (paper: 1.2)")
     g.add_argument("--inpaint-method", choices=("telea", "ns"), default="telea")

@@ -1,4 +1,4 @@
-"""Making the body, background and conflict versions of a frame from the frame and a person mask.
+"""Making the body, background and conflict stimuli of a frame from the frame and a person mask.
 
 The paper's recipe: body = person pixels on black; background = the person mask dilated by 1.2 of
 its extent and filled by OpenCV inpainting (the authors used Telea, radius 5), so no silhouette
@@ -11,8 +11,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
+
+from bodyscene.extras import missing_extra
+
+try:
+    import cv2
+except ModuleNotFoundError as exc:  # no stimuli extra: one line naming it
+    raise missing_extra(exc) or exc
 
 from bodyscene.errors import BadInput
 

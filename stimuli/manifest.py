@@ -1,6 +1,6 @@
 """The trial manifest (`trials.csv`): the contract every other part reads.
 
-One row per trial stimulus. The versions of one frame or clip share an `item_id`; `sha256` lets any
+One row per trial stimulus. The conditions of one frame or clip share an `item_id`; `sha256` lets any
 reader prove that people and models saw identical pixels. This module is the schema's one
 definition, its validator, and the helpers that hash stimuli; writers build rows and call
 `write_manifest`, readers call `read_manifest`."""
@@ -69,7 +69,7 @@ def stimulus_frames(stimulus: Path) -> list[Path]:
 
 def stimulus_sha256(stimulus: Path) -> str:
     """A PNG's sha256, or for a clip folder the sha256 of its frames' hex digests joined by
-    newlines in file-name order (DESIGN.md)."""
+    newlines in file-name order."""
     if stimulus.is_dir():
         digests = [file_sha256(p) for p in stimulus_frames(stimulus)]
         return hashlib.sha256("\n".join(digests).encode("ascii")).hexdigest()
@@ -110,14 +110,34 @@ def outside_reason(stimulus: str) -> str | None:
 
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# IHDR colour type -> channels as decoded (a palette expands to RGB)
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 3, 4: 2, 6: 4}
+
+
+def png_size_mode(data: bytes) -> tuple[tuple[int, int], str] | None:
+    """((height, width), 'N channel(s) uint8|uint16') of a PNG that fully decodes, else None.
+    Pillow decodes (it comes with matplotlib), so validating needs no OpenCV; size and mode come
+    from the IHDR header, which Pillow would report as 8-bit for a 16-bit colour image."""
+    import io
+
+    from PIL import Image
+
+    if len(data) < 33 or data[12:16] != b"IHDR" or data[25] not in _PNG_CHANNELS:
+        return None
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            img.load()
+    except Exception:   # Pillow raises OSError, SyntaxError, ValueError... for a broken file
+        return None
+    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    return (height, width), f"{_PNG_CHANNELS[data[25]]} channel(s) " \
+                            f"{'uint16' if data[24] == 16 else 'uint8'}"
 
 
 def decode_frames(df: pd.DataFrame, path: str | Path, progress: bool = False) -> None:
     """Decode every frame of every stimulus (a read manifest's `path` column): each must be a
     PNG that decodes, and all frames of one item (every condition) must share one size and one
     mode (channels and depth). A file with a recomputed hash but the wrong content fails here."""
-    import cv2
-    import numpy as np
     from tqdm import tqdm
 
     seen: dict[str, tuple[tuple[int, ...], str, str]] = {}
@@ -129,11 +149,10 @@ def decode_frames(df: pd.DataFrame, path: str | Path, progress: bool = False) ->
             data = frame.read_bytes()
             if not data.startswith(PNG_SIGNATURE):
                 raise BadInput(f"{at}: {str(frame)!r} is not a PNG file")
-            img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-            if img is None:
+            decoded = png_size_mode(data)
+            if decoded is None:
                 raise BadInput(f"{at}: {str(frame)!r} does not decode as a PNG image")
-            size = img.shape[:2]
-            mode = f"{1 if img.ndim == 2 else img.shape[2]} channel(s) {img.dtype}"
+            size, mode = decoded
             first = seen.setdefault(item, (size, mode, frame.name))
             if (size, mode) != first[:2]:
                 raise BadInput(f"{at}: {str(frame)!r} is {size[1]}x{size[0]} with {mode}, but "

@@ -1,7 +1,7 @@
 """Turning items (frames or clips with person masks) into a matched trial set and its manifest.
 
 Both the synthetic world and the real-video path hand `Item`s to a `TrialSetWriter`, which writes
-each item's original, body and background versions and its mask as PNGs and keeps a per-shard
+each item's original, body and background stimuli and its mask as PNGs and keeps a per-shard
 item list. `finalize` then joins the shards, draws conflict pairs and choice sets (both need every
 action), and writes `trials.csv`. The split into writer and finalize is what lets a cluster array
 job build shards independently and merge them afterwards with the same result as one run."""
@@ -16,9 +16,15 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pandas as pd
+
+from bodyscene.extras import missing_extra
+
+try:
+    import cv2
+except ModuleNotFoundError as exc:  # no stimuli extra: one line naming it
+    raise missing_extra(exc) or exc
 
 from bodyscene import CONDITIONS, VIEWS
 from bodyscene.errors import BadInput, where
@@ -188,7 +194,7 @@ def _read_frames(path: Path, gray: bool = False) -> np.ndarray:
 
 
 class TrialSetWriter:
-    """Writes the original/body/background versions of items for one shard (thread-safe)."""
+    """Writes the original/body/background stimuli of items for one shard (thread-safe)."""
 
     def __init__(self, out_dir: str | Path, cfg: TrialSetConfig,
                  shard: tuple[int, int] = (0, 1)):

@@ -20,8 +20,14 @@ from pathlib import Path
 # reads this level when it first opens a video, so it is set on import (a user's value wins).
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")   # AV_LOG_QUIET
 
-import cv2  # noqa: E402
 import numpy as np  # noqa: E402
+
+from bodyscene.extras import missing_extra  # noqa: E402
+
+try:
+    import cv2
+except ModuleNotFoundError as exc:  # no stimuli extra: one line naming it
+    raise missing_extra(exc) or exc
 
 from bodyscene.errors import BadInput
 

@@ -14,8 +14,14 @@ import math
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-import cv2
 import numpy as np
+
+from bodyscene.extras import missing_extra
+
+try:
+    import cv2
+except ModuleNotFoundError as exc:  # no stimuli extra: one line naming it
+    raise missing_extra(exc) or exc
 
 ACTIONS: tuple[str, ...] = ("wave", "cheer", "squat", "kick", "punch", "bow", "jumping_jack",
                             "balance")

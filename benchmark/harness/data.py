@@ -4,10 +4,10 @@ The evaluation protocol (docs/harness.md) decides each view a model consumes:
 
 | trial condition | `original` view   | `body` view                      | `background` view                     |
 |-----------------|-------------------|----------------------------------|---------------------------------------|
-| original        | the trial's image | the item's body version          | the item's background version         |
+| original        | the trial's image | the item's body stimulus         | the item's background stimulus        |
 | body            | the trial's image | the trial's image                | blank                                 |
 | background      | the trial's image | blank                            | the trial's image                     |
-| conflict        | the trial's image | the body version of `item_id`    | the background version of `background_item` |
+| conflict        | the trial's image | the body stimulus of `item_id`   | the background stimulus of `background_item` |
 
 A clip trial contributes one sample per frame. Every frame is padded to a square, resized once and
 kept as uint8 (in memory or a memory-mapped file), so no epoch after the first decodes a PNG.
@@ -33,7 +33,7 @@ from bodyscene import VIEWS
 from bodyscene.errors import BadInput, where
 
 # ImageNet statistics, so torchvision weights see the inputs they were trained on; a blank view
-# (all-zero pixels) is then the same black as a body version's background.
+# (all-zero pixels) is then the same black as a body stimulus's background.
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
 
@@ -43,21 +43,21 @@ STD = (0.229, 0.224, 0.225)
 def view_sources(manifest: pd.DataFrame, trials: pd.DataFrame, views: Sequence[str],
                  manifest_path: str | Path = "trials.csv") -> list[list[Path | None]]:
     """Per trial, the stimulus each view shows (None = blank), by the protocol above.
-    Versions are looked up by item_id in the whole manifest (all splits)."""
+    An item's stimuli are looked up by (item_id, condition) in the whole manifest (all splits)."""
     bad = [v for v in views if v not in VIEWS]
     if bad:
         raise BadInput(f"model view {bad[0]!r}: expected one of {', '.join(VIEWS)}")
-    version = {(r.item_id, r.condition): Path(r.path)
+    by_condition = {(r.item_id, r.condition): Path(r.path)
                for r in manifest.itertuples(index=False) if r.condition != "conflict"}
     row_of = {tid: i + 2 for i, tid in enumerate(manifest["trial_id"].tolist())}
 
     def find(trial, item: str, condition: str, column: str) -> Path:
         try:
-            return version[(item, condition)]
+            return by_condition[(item, condition)]
         except KeyError:
             raise BadInput(f"{where(manifest_path, row_of.get(trial.trial_id), column)}: trial "
                            f"{trial.trial_id!r} ({trial.condition}) needs the {condition} "
-                           f"version of item {item!r}, which the manifest lacks") from None
+                           f"stimulus of item {item!r}, which the manifest lacks") from None
 
     out = []
     for t in trials.itertuples(index=False):

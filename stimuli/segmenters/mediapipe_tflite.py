@@ -36,6 +36,7 @@ from typing import Sequence
 import numpy as np
 
 from bodyscene.errors import BadInput
+from bodyscene.extras import require
 
 from . import People, register_segmenter
 
@@ -147,11 +148,8 @@ def fetch(out_dir: str | os.PathLike | None = None,
 
 
 def _interpreter(path: Path, threads: int):
-    try:
-        from ai_edge_litert.interpreter import Interpreter
-    except ImportError:
-        raise BadInput('--segmenter mediapipe needs LiteRT: pip install -e ".[realseg]" '
-                       '(the ai-edge-litert package)') from None
+    require("ai_edge_litert", purpose="--segmenter mediapipe (LiteRT)")
+    from ai_edge_litert.interpreter import Interpreter
     interpreter = Interpreter(model_path=str(path), num_threads=threads)
     with _quiet_stderr():   # "INFO: Created TensorFlow Lite XNNPACK delegate", from C++
         interpreter.allocate_tensors()

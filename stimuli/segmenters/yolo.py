@@ -8,10 +8,15 @@ import os
 from pathlib import Path
 from typing import Sequence
 
-import cv2
 import numpy as np
 
 from bodyscene.errors import BadInput
+from bodyscene.extras import missing_extra, require
+
+try:
+    import cv2
+except ModuleNotFoundError as exc:  # no stimuli extra: one line naming it
+    raise missing_extra(exc) or exc
 
 from . import People, register_segmenter
 
@@ -21,6 +26,7 @@ PERSON = 0   # COCO class id of 'person'
 def _import_ultralytics():
     """Ultralytics in offline mode, with its usage reporting off (it would phone home)."""
     os.environ["YOLO_OFFLINE"] = "1"
+    require("ultralytics", purpose="--segmenter yolo (Ultralytics, AGPL-3.0)")
     from ultralytics import YOLO, settings
 
     if settings.get("sync", False):

@@ -2,7 +2,7 @@
 
 People are compared with themselves: each participant's body and background accuracies are
 paired (paired t-test, Wilcoxon signed-rank beside it). A model is one observer, so its
-contrast pairs trials: the body and background versions of the same item (McNemar). Two models
+contrast pairs trials: the body and background trials of the same item (McNemar). Two models
 are compared on the very same trials (McNemar). McNemar is exact (binomial on the discordant
 pairs) when those are few, where the chi-square approximation is poor."""
 
