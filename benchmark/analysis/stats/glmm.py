@@ -34,6 +34,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 from scipy import linalg, optimize
 from scipy.special import expit
 
@@ -90,8 +91,11 @@ class _Problem:
         self.part, self.item = np.asarray(part, np.int64), np.asarray(item, np.int64)
         self.n_part, self.n_item = int(self.part.max()) + 1, int(self.item.max()) + 1
         self.p, self.q = X.shape[1], Z.shape[1]
-        patterns, code = np.unique(np.hstack([X, Z]), axis=0, return_inverse=True)
-        self.Xc, self.Zc, self.c = patterns[:, :self.p], patterns[:, self.p:], code.ravel()
+        XZ = np.ascontiguousarray(np.hstack([X, Z]))
+        rows = XZ.view(np.dtype((np.void, XZ.dtype.itemsize * XZ.shape[1]))).ravel()
+        code = pd.factorize(rows)[0]                 # hashing: fast where np.unique sorts
+        patterns = XZ[np.unique(code, return_index=True)[1]]
+        self.Xc, self.Zc, self.c = patterns[:, :self.p], patterns[:, self.p:], code
         self.n_pat = len(patterns)
         self.jc = self.part * self.n_pat + self.c
         self.ji = self.part * self.n_item + self.item
@@ -173,19 +177,84 @@ class _Problem:
         self.beta, self.z, self.u = beta, z, u
         return beta, z, u, fac, blocks
 
-    def deviance_at(self, L, si) -> float:
-        """-2 x Laplace log-likelihood with beta in the inner fit (lme4's nAGQ = 0)."""
-        beta, z, u, _, (_, _, d, P, C) = self.inner(L, si)
+    def deviance_at(self, L, si, gradient: bool = False):
+        """-2 x Laplace log-likelihood with beta in the inner fit (lme4's nAGQ = 0); with
+        `gradient`, also its derivatives by L's lower triangle (diagonal first, then by row)
+        and by si. The fixed-effects prior, when there is one, is counted in the criterion."""
+        beta, z, u, fac, (A, B, d, P, C) = self.inner(L, si)
         try:
-            logdet = 2 * np.sum(np.log(np.diag(linalg.cholesky(P - (C / d) @ C.T,
-                                                               check_finite=False))))
+            chol = linalg.cholesky(P - (C / d) @ C.T, lower=True, check_finite=False)
         except linalg.LinAlgError:
-            return np.inf
-        return (-2 * _loglik(self.y, self.eta(beta, z, u, L, si)) + np.sum(z * z) + u @ u
-                + logdet + np.sum(np.log(d)))
+            return (np.inf, None) if gradient else np.inf
+        eta = self.eta(beta, z, u, L, si)
+        dev = (-2 * _loglik(self.y, eta) + np.sum(z * z) + u @ u
+               + self.ridge * beta @ beta + 2 * np.sum(np.log(np.diag(chol)))
+               + np.sum(np.log(d)))
+        if not gradient:
+            return dev
+        return dev, self._gradient(beta, z, u, L, si, eta, fac, B, d, C, chol)
+
+    def _gradient(self, beta, z, u, L, si, eta, fac, B, d, C, chol):
+        """d deviance / d (L, si): the inner fit's moves are the envelope's (none, at the mode)
+        plus the log determinant's, whose weights move with the mode (implicit derivative of
+        the mode by the joint precision, as in the Newton step)."""
+        npart, npat, nitem, p, q = self.n_part, self.n_pat, self.n_item, self.p, self.q
+        part, item, c = self.part, self.item, self.c
+        mu = expit(eta)
+        w, r = mu * (1 - mu), self.y - mu
+        w1 = w * (1 - 2 * mu)                               # d w / d eta
+        R = self.Zc @ L
+        Rt = R[c]                                           # trial x q
+        # the random-effects precision M = [[P, C], [C', diag(d)]]: its inverse's blocks
+        Sinv = linalg.cho_solve((chol, True), np.eye(len(chol)), check_finite=False)
+        Cd = C / d
+        Mzu = -(Sinv @ Cd)                                  # (participant, q) x item
+        Muu = 1 / d + np.sum(Cd * (Sinv @ Cd), axis=0)      # its diagonal
+        Mjj = Sinv.reshape(npart, q, npart, q)[np.arange(npart), :, np.arange(npart), :]
+        Mzu_t = Mzu.reshape(npart, q, nitem)[part, :, item]  # trial x q
+        G = np.einsum("jbk,ck->jcb", Mjj, R).reshape(npart * npat, q)[self.jc] + si * Mzu_t
+        Gu = np.sum(Mzu_t * Rt, axis=1) + si * Muu[item]
+        h = np.sum(Rt * G, axis=1) + si * Gu                # leverage of each trial
+        rows, cols = (np.r_[np.arange(q), np.tril_indices(q, -1)[0]],
+                      np.r_[np.arange(q), np.tril_indices(q, -1)[1]])
+        K = len(rows) + 1
+        delta = np.empty((len(self.y), K))
+        term1, d_z = np.empty(K), np.zeros((K, npart, q))
+        d_u = np.zeros((K, nitem))
+        for k, (a, b) in enumerate(zip(rows, cols)):
+            za = self.Zc[c, a]
+            delta[:, k] = za * z[part, b]
+            d_z[k, :, b] = self._bin(part, za * r, npart)
+            term1[k] = 2 * np.sum(w * za * G[:, b])
+        delta[:, -1] = u[item]
+        d_u[-1] = self._bin(item, r, nitem)
+        term1[-1] = 2 * np.sum(w * Gu)
+        wd = (w[:, None] * delta).ravel()
+
+        def sums(index, size):      # per-index sums of each column of wd: size x K
+            return self._bin((index[:, None] * K + np.arange(K)).ravel(), wd,
+                             size * K).reshape(size, K)
+
+        wd_jc = sums(self.jc, npart * npat).reshape(npart, npat, K)
+        g_beta = -self.Xc.T @ wd_jc.sum(0)
+        g_z = d_z - np.einsum("jcK,ck->Kjk", wd_jc, R)
+        g_u = d_u - si * sums(item, nitem).T
+        top = _solve(fac, np.vstack([g_beta, g_z.reshape(K, -1).T]) - B @ (g_u.T / d[:, None]))
+        s_u = (g_u.T - B.T @ top) / d[:, None]               # item x K
+        s_beta, s_z = top[:p], top[p:].reshape(npart, q, K)
+        table = (np.einsum("jkK,ck->jcK", s_z, R) + (self.Xc @ s_beta)[None]).reshape(
+            npart * npat, K)
+        d_eta = delta + table[self.jc] + si * s_u[item]
+        grad = -2 * (r @ delta) + term1 + (w1 * h) @ d_eta
+        chain = np.r_[np.diag(L), np.ones(len(rows) - q), si]   # log-diagonal and log si
+        return grad * chain
 
     def deviance(self, params) -> float:
         return self.deviance_at(_chol(params[:-1], self.q), np.exp(params[-1]))
+
+    def deviance_and_gradient(self, params):
+        dev, grad = self.deviance_at(_chol(params[:-1], self.q), np.exp(params[-1]), True)
+        return dev, (np.full(len(params), np.nan) if grad is None else grad)
 
 
 def _factor(S):
@@ -231,8 +300,9 @@ def fit(X, y, participants, items, Z=None, prior_sd: float | None = None,
             x0 = np.clip(np.r_[np.log(max(sp0, 0.05)), np.full(q - 1, np.log(0.3)),
                                np.zeros(q * (q - 1) // 2), np.log(max(si0, 0.05))],
                          lo + 1e-6, hi - 1e-6)
-            res = optimize.minimize(prob.deviance, x0, method="L-BFGS-B", bounds=bounds,
-                                    options={"ftol": 1e-12, "gtol": 1e-6, "eps": 1e-6})
+            res = optimize.minimize(prob.deviance_and_gradient, x0, jac=True,
+                                    method="L-BFGS-B", bounds=bounds,
+                                    options={"ftol": 1e-12, "gtol": 1e-6, "maxiter": 500})
             params, converged = np.asarray(res.x), bool(res.success)
         else:
             params = np.r_[np.full(q, np.log(sd[0])), np.zeros(q * (q - 1) // 2),
