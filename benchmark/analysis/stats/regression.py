@@ -132,14 +132,14 @@ def fit_mixed(obs: pd.DataFrame, outcome: str = "correct", condition: str = "con
     table = pd.DataFrame({"method": MIXED, "term": d.exog.columns, "estimate": est, "se": se,
                           "ci_low": est - Z95 * se, "ci_high": est + Z95 * se, "p": p})
     note = "" if result.converged else "the optimiser did not report convergence"
-    names = ["participant"] + [f"participant | {c[len('condition['):-1]}"
-                               for c in slope_cols[1:]][:result.re_cov.shape[0] - 1]
+    names = (["intercept"] + [c[len("condition["):-1] for c in slope_cols[1:]])[
+        :result.re_cov.shape[0]]
+    terms = ["sd(participant)"] + [f"sd(participant | {n})" for n in names[1:]] + ["sd(item)"]
     sds = list(result.re_sd) + [result.sd_item]
-    terms = [f"sd({n})" for n in names] + ["sd(item)"]
     corr = result.re_corr
     for a in range(len(names)):
         for b in range(a):
-            terms.append(f"corr({names[b]}, {names[a].split(' | ')[-1]})")
+            terms.append(f"corr(participant: {names[b]}, {names[a]})")
             sds.append(corr[a, b])
     vc = pd.DataFrame({"method": MIXED, "term": terms, "estimate": sds, "se": np.nan,
                        "ci_low": np.nan, "ci_high": np.nan, "p": np.nan})
