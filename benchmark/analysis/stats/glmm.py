@@ -302,7 +302,7 @@ def fit(X, y, participants, items, Z=None, prior_sd: float | None = None,
                          lo + 1e-6, hi - 1e-6)
             res = optimize.minimize(prob.deviance_and_gradient, x0, jac=True,
                                     method="L-BFGS-B", bounds=bounds,
-                                    options={"ftol": 1e-12, "gtol": 1e-6, "maxiter": 500})
+                                    options={"ftol": 1e-10, "gtol": 1e-5, "maxiter": 500})
             params, converged = np.asarray(res.x), bool(res.success)
         else:
             params = np.r_[np.full(q, np.log(sd[0])), np.zeros(q * (q - 1) // 2),
