@@ -96,6 +96,7 @@ class _Problem:
         code = pd.factorize(rows)[0]                 # hashing: fast where np.unique sorts
         patterns = XZ[np.unique(code, return_index=True)[1]]
         self.Xc, self.Zc, self.c = patterns[:, :self.p], patterns[:, self.p:], code
+        self.Zt = self.Zc[code]                          # trial x q
         self.n_pat = len(patterns)
         self.jc = self.part * self.n_pat + self.c
         self.ji = self.part * self.n_item + self.item
@@ -199,17 +200,17 @@ class _Problem:
         plus the log determinant's, whose weights move with the mode (implicit derivative of
         the mode by the joint precision, as in the Newton step)."""
         npart, npat, nitem, p, q = self.n_part, self.n_pat, self.n_item, self.p, self.q
-        part, item, c = self.part, self.item, self.c
+        part, item = self.part, self.item
         mu = expit(eta)
         w, r = mu * (1 - mu), self.y - mu
         w1 = w * (1 - 2 * mu)                               # d w / d eta
         R = self.Zc @ L
-        Rt = R[c]                                           # trial x q
+        Rt = self.Zt @ L                                    # trial x q
         # the random-effects precision M = [[P, C], [C', diag(d)]]: its inverse's blocks
         Sinv = linalg.cho_solve((chol, True), np.eye(len(chol)), check_finite=False)
         Cd = C / d
         Mzu = -(Sinv @ Cd)                                  # (participant, q) x item
-        Muu = 1 / d + np.sum(Cd * (Sinv @ Cd), axis=0)      # its diagonal
+        Muu = 1 / d - np.sum(Cd * Mzu, axis=0)              # its diagonal
         Mjj = Sinv.reshape(npart, q, npart, q)[np.arange(npart), :, np.arange(npart), :]
         Mzu_t = Mzu.reshape(npart, q, nitem)[part, :, item]  # trial x q
         G = np.einsum("jbk,ck->jcb", Mjj, R).reshape(npart * npat, q)[self.jc] + si * Mzu_t
@@ -218,17 +219,15 @@ class _Problem:
         rows, cols = (np.r_[np.arange(q), np.tril_indices(q, -1)[0]],
                       np.r_[np.arange(q), np.tril_indices(q, -1)[1]])
         K = len(rows) + 1
-        delta = np.empty((len(self.y), K))
-        term1, d_z = np.empty(K), np.zeros((K, npart, q))
+        Zt = self.Zt
+        delta = np.c_[Zt[:, rows] * z[part][:, cols], u[item]]   # d eta / d theta, mode fixed
+        term1 = 2 * np.r_[(Zt.T @ (w[:, None] * G))[rows, cols], w @ Gu]
+        zr = self._bin((part[:, None] * q + np.arange(q)).ravel(), (Zt * r[:, None]).ravel(),
+                       npart * q).reshape(npart, q)
+        d_z = np.zeros((K, npart, q))
+        d_z[np.arange(K - 1), :, cols] = zr[:, rows].T
         d_u = np.zeros((K, nitem))
-        for k, (a, b) in enumerate(zip(rows, cols)):
-            za = self.Zc[c, a]
-            delta[:, k] = za * z[part, b]
-            d_z[k, :, b] = self._bin(part, za * r, npart)
-            term1[k] = 2 * np.sum(w * za * G[:, b])
-        delta[:, -1] = u[item]
         d_u[-1] = self._bin(item, r, nitem)
-        term1[-1] = 2 * np.sum(w * Gu)
         wd = (w[:, None] * delta).ravel()
 
         def sums(index, size):      # per-index sums of each column of wd: size x K
@@ -244,8 +243,10 @@ class _Problem:
         s_beta, s_z = top[:p], top[p:].reshape(npart, q, K)
         table = (np.einsum("jkK,ck->jcK", s_z, R) + (self.Xc @ s_beta)[None]).reshape(
             npart * npat, K)
-        d_eta = delta + table[self.jc] + si * s_u[item]
-        grad = -2 * (r @ delta) + term1 + (w1 * h) @ d_eta
+        v = w1 * h                              # d log det / d eta, per trial
+        d_logdet = (v @ delta + self._bin(self.jc, v, npart * npat) @ table
+                    + si * self._bin(item, v, nitem) @ s_u)
+        grad = -2 * (r @ delta) + term1 + d_logdet
         chain = np.r_[np.diag(L), np.ones(len(rows) - q), si]   # log-diagonal and log si
         return grad * chain
 
