@@ -7,10 +7,10 @@ approximation (`glmm.py`, lme4's nAGQ = 0), with Wald intervals. The intercept-o
 fitted too, as the start of the search and for the likelihood-ratio test reported beside the
 fit; the slopes model is always the one reported (it is the design's maximal model, and
 choosing by a test would make the intervals conditional on the test), unless its fit fails or
-the data have one condition; the `model` row says which and why. A GEE with exchangeable correlation is the cross-check: a
-population-averaged fit with robust (sandwich) errors, clustered by item, because a model is a
-single observer and a cluster per observer would leave a model's terms with one cluster. The
-design matrices are built here, so term names are readable and do not depend on a formula
+the data have one condition; the `model` row says which and why (`chosen_model`). A GEE with
+exchangeable correlation is the cross-check: a population-averaged fit with robust (sandwich)
+errors, clustered by item, because a model is a single observer and a cluster per observer
+would leave a model's terms with one cluster. The design matrices are built here, so term names are readable and do not depend on a formula
 engine: `condition[body]`, `group[baseline]`, `condition[body]:group[baseline]`, each against
 the reference condition and group (the first of each: original, humans).
 
