@@ -10,9 +10,10 @@ choosing by a test would make the intervals conditional on the test), unless its
 the data have one condition; the `model` row says which and why (`chosen_model`). A GEE with
 exchangeable correlation is the cross-check: a population-averaged fit with robust (sandwich)
 errors, clustered by item, because a model is a single observer and a cluster per observer
-would leave a model's terms with one cluster. The design matrices are built here, so term names are readable and do not depend on a formula
-engine: `condition[body]`, `group[baseline]`, `condition[body]:group[baseline]`, each against
-the reference condition and group (the first of each: original, humans).
+would leave a model's terms with one cluster. The design matrices are built here, so term
+names are readable and do not depend on a formula engine: `condition[body]`, `group[baseline]`,
+`condition[body]:group[baseline]`, each against the reference condition and group (the first
+of each: original, humans).
 
 Separation: a group x condition cell at 0% or 100% correct has no finite estimate. Every term
 that involves such a cell, and every term with a non-finite or huge estimate or standard error,
