@@ -48,6 +48,8 @@ def test_glmm_with_slopes_agrees_with_lme4(name):
     assert len(fit.beta) == len(ref["estimate"])
     assert fit.beta == pytest.approx(ref["estimate"], abs=1e-3)
     assert np.sqrt(np.diag(fit.cov)) == pytest.approx(ref["se"], rel=0.02)
+    # lme4's logLik for nAGQ = 0 is 0.003-0.005 below this criterion even at lme4's own
+    # parameters (its last PIRLS pass), while the optimum's parameters agree (below)
     assert -fit.deviance / 2 == pytest.approx(ref["loglik"], abs=1e-2)
     assert fit.re_sd == pytest.approx(ref["sd_participant"], abs=5e-3)
     assert fit.re_corr == pytest.approx(np.array(ref["corr_participant"]), abs=2e-2)
