@@ -25,6 +25,7 @@ from bodyscene.benchmark.analysis.groups import (
 from bodyscene.benchmark.analysis.observations import load_observations
 from bodyscene.benchmark.analysis.stats.accuracy import conditions_in
 from bodyscene.benchmark.analysis.stats.leaderboard import reference_group
+from bodyscene.benchmark.analysis.stats.regression import chosen_model
 from bodyscene.stimuli.manifest import manifest_sha256
 from tqdm import tqdm
 
@@ -118,7 +119,8 @@ def _sections(tables: dict[str, pd.DataFrame], obs: pd.DataFrame) -> list[tuple]
          else None, []),
         ("Mixed-effects regression",
          "Logistic regression correct ~ condition * group (treatment coding against original "
-         "and the first group), random effects for participant and item, maximum likelihood "
+         "and the first group), random effects: " + (chosen_model(reg) if reg is not None
+                                                      else "") + "; maximum likelihood "
          "(Laplace) with Wald intervals; GEE as cross-check. Estimates in log-odds. " +
          (f"{len(flagged)} term(s) involve a cell at 0% or 100% correct (separation: no finite "
           f"estimate); they have no interval, are marked in the table and left out of the "

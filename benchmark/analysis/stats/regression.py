@@ -1,14 +1,19 @@
 """Humans and models in one model: logistic regression `correct ~ condition * agent_group`.
 
-The mixed model has random intercepts for participant (observer) and item, since trials are
-nested in both; it is fitted by maximum likelihood with the Laplace approximation (`glmm.py`),
-and its intervals are Wald intervals that held 93-96% coverage in simulated studies of the
-Latin-square design. A GEE with exchangeable correlation is the cross-check: a
-population-averaged fit with robust (sandwich) errors, clustered by item, because a model is a
-single observer and a cluster per observer would leave a model's terms with one cluster. The
-design matrices are built here, so term names are readable and do not depend on a formula
-engine: `condition[body]`, `group[baseline]`, `condition[body]:group[baseline]`, each against
-the reference condition and group (the first of each: original, humans).
+The mixed model is `(1 + condition | participant) + (1 | item)`: trials are nested in both, and
+real participants differ in their condition effects (random intercepts alone then covered the
+condition effects only 78-82% of the time). It is fitted by maximum likelihood with the Laplace
+approximation (`glmm.py`, lme4's nAGQ = 0), with Wald intervals. The intercept-only model is
+fitted too, as the start of the search and for the likelihood-ratio test reported beside the
+fit; the slopes model is always the one reported (it is the design's maximal model, and
+choosing by a test would make the intervals conditional on the test), unless its fit fails or
+the data have one condition; the `model` row says which and why (`chosen_model`). A GEE with
+exchangeable correlation is the cross-check: a population-averaged fit with robust (sandwich)
+errors, clustered by item, because a model is a single observer and a cluster per observer
+would leave a model's terms with one cluster. The design matrices are built here, so term
+names are readable and do not depend on a formula engine: `condition[body]`, `group[baseline]`,
+`condition[body]:group[baseline]`, each against the reference condition and group (the first
+of each: original, humans).
 
 Separation: a group x condition cell at 0% or 100% correct has no finite estimate. Every term
 that involves such a cell, and every term with a non-finite or huge estimate or standard error,
@@ -30,6 +35,7 @@ from .accuracy import conditions_in
 Z95 = float(stats.norm.ppf(0.975))
 HUGE_ESTIMATE, HUGE_SE = 10.0, 5.0   # log-odds: beyond these a term is not an effect size
 MIXED = "mixed logistic (Laplace ML)"
+MODEL_TERM = "model"                 # the row that says which random effects were fitted, why
 
 
 @dataclass(frozen=True)
@@ -85,13 +91,40 @@ def _separated(obs: pd.DataFrame, terms, outcome: str, condition: str, group: st
 
 
 def fit_mixed(obs: pd.DataFrame, outcome: str = "correct", condition: str = "condition",
-              group: str = "group", subject: str = "agent",
-              item: str = "item_id") -> pd.DataFrame:
-    """Fit the mixed logistic model; tidy table of fixed effects and random-intercept SDs."""
+              group: str = "group", subject: str = "agent", item: str = "item_id",
+              slopes: bool = True) -> pd.DataFrame:
+    """Fit the mixed logistic model; tidy table of fixed effects, the participant SDs (and
+    correlations, with slopes), the item SD and the `model` row (random effects fitted, the
+    likelihood-ratio test of slopes against intercepts, and why this model)."""
     d = design(obs, condition, group, subject, item)
     separated = _separated(obs, d.exog.columns, outcome, condition, group)
-    result = glmm.fit(d.exog.to_numpy(), obs[outcome].to_numpy(float), d.participants,
-                      d.items, prior_sd=glmm.SEPARATION_PRIOR_SD if separated else None)
+    X, y = d.exog.to_numpy(), obs[outcome].to_numpy(float)
+    prior = glmm.SEPARATION_PRIOR_SD if separated else None
+    base = glmm.fit(X, y, d.participants, d.items, prior_sd=prior)
+    slope_cols = ["intercept"] + [c for c in d.exog.columns
+                                  if c.startswith("condition[") and ":" not in c]
+    result, why = base, "one condition: random intercepts only"
+    lrt = {"estimate": np.nan, "p": np.nan}
+    if slopes and len(slope_cols) > 1:
+        try:
+            full = glmm.fit(X, y, d.participants, d.items, Z=d.exog[slope_cols].to_numpy(),
+                            prior_sd=prior, start=base)
+        except (np.linalg.LinAlgError, ValueError) as exc:
+            full, why = None, f"slopes fit failed ({exc}): random intercepts only"
+        if full is not None and np.all(np.isfinite(np.diag(full.cov))):
+            df = len(slope_cols) * (len(slope_cols) + 1) // 2 - 1
+            stat = max(base.deviance - full.deviance, 0.0)
+            lrt = {"estimate": stat, "p": float(stats.chi2.sf(stat, df))}
+            result = full
+            why = (f"(1 + condition | participant) + (1 | item), always fitted (the design's "
+                   f"maximal model); vs random intercepts: LRT chi2({df}) = {stat:.2f}, "
+                   f"p = {lrt['p']:.3g} (conservative: variances tested at their bound)")
+        elif full is not None:
+            why = "slopes fit gave no finite standard errors: random intercepts only"
+    elif not slopes:
+        why = "random intercepts only (slopes not requested)"
+    if not result.converged:
+        why += "; the optimiser did not report convergence"
     est = result.beta
     var = np.diag(result.cov)
     se = np.sqrt(np.where(var > 0, var, np.nan))
@@ -100,12 +133,30 @@ def fit_mixed(obs: pd.DataFrame, outcome: str = "correct", condition: str = "con
     table = pd.DataFrame({"method": MIXED, "term": d.exog.columns, "estimate": est, "se": se,
                           "ci_low": est - Z95 * se, "ci_high": est + Z95 * se, "p": p})
     note = "" if result.converged else "the optimiser did not report convergence"
-    vc = pd.DataFrame({"method": MIXED, "term": ["sd(participant)", "sd(item)"],
-                       "estimate": [result.sd_participant, result.sd_item], "se": np.nan,
+    names = (["intercept"] + [c[len("condition["):-1] for c in slope_cols[1:]])[
+        :result.re_cov.shape[0]]
+    terms = ["sd(participant)"] + [f"sd(participant | {n})" for n in names[1:]] + ["sd(item)"]
+    sds = list(result.re_sd) + [result.sd_item]
+    corr = result.re_corr
+    for a in range(len(names)):
+        for b in range(a):
+            terms.append(f"corr(participant: {names[b]}, {names[a]})")
+            sds.append(corr[a, b])
+    vc = pd.DataFrame({"method": MIXED, "term": terms, "estimate": sds, "se": np.nan,
                        "ci_low": np.nan, "ci_high": np.nan, "p": np.nan})
-    vc["note"] = ["at the lower bound (no variance found)" if v <= glmm.SD_BOUNDS[0] * 1.01
-                  else note for v in vc["estimate"]]
-    return _finish(pd.concat([table, vc], ignore_index=True), separated, note)
+    vc["note"] = ["at the lower bound (no variance found)"
+                  if t.startswith("sd(") and v <= glmm.SD_BOUNDS[0] * 1.01 else note
+                  for t, v in zip(vc["term"], vc["estimate"])]
+    model = pd.DataFrame([{"method": MIXED, "term": MODEL_TERM, "estimate": lrt["estimate"],
+                           "se": np.nan, "ci_low": np.nan, "ci_high": np.nan, "p": lrt["p"],
+                           "note": why}])
+    return _finish(pd.concat([table, vc, model], ignore_index=True), separated, note)
+
+
+def chosen_model(table: pd.DataFrame) -> str:
+    """The sentence saying which random effects the mixed model has and why (for the report)."""
+    rows = table.loc[table["term"] == MODEL_TERM, "note"]
+    return str(rows.iloc[0]) if len(rows) else ""
 
 
 def fit_gee(obs: pd.DataFrame, cluster: str = "item_id", outcome: str = "correct",
@@ -133,7 +184,7 @@ def fit_gee(obs: pd.DataFrame, cluster: str = "item_id", outcome: str = "correct
 def _finish(table: pd.DataFrame, separated: dict[str, str], note: str = "") -> pd.DataFrame:
     """Odds ratios, and the separation flag: terms that involve a cell at 0% or 100%, or whose
     estimate or standard error is non-finite or huge, get no interval and no p-value."""
-    fixed = ~table["term"].str.startswith("sd(")
+    fixed = ~(table["term"].str.startswith(("sd(", "corr(")) | (table["term"] == MODEL_TERM))
     if "note" not in table.columns:
         table["note"] = note
     table["note"] = table["note"].fillna("")
