@@ -120,7 +120,7 @@ def regression_effects(reg: pd.DataFrame):
     n_left = reg.loc[reg["separation"].fillna(False).astype(bool), "term"].nunique()
     ax.set_xlabel("effect (log-odds)" + (f"; {n_left} term(s) at 0%/100% cells left out"
                                          if n_left else ""))
-    _title(ax, "correct ~ condition * group, random intercepts participant + item",
+    _title(ax, "correct ~ condition * group + (1 + condition | participant) + (1 | item)",
            bool(reg["simulated"].any()))
     legend(ax, fontsize=7)
     fig.tight_layout()
