@@ -199,7 +199,10 @@ def _finish(table: pd.DataFrame, separated: dict[str, str], note: str = "") -> p
                                                 "non-finite or huge", table["note"]))
     table.loc[flagged, ["ci_low", "ci_high", "p"]] = np.nan
     table["separation"] = flagged
-    table["odds_ratio"] = np.where(fixed & ~flagged, np.exp(table["estimate"]), np.nan)
+    keep = (fixed & ~flagged).to_numpy()
+    odds = np.full(len(table), np.nan)
+    odds[keep] = np.exp(table["estimate"].to_numpy(float)[keep])  # flagged terms may be huge
+    table["odds_ratio"] = odds
     cols = ["method", "term", "estimate", "se", "ci_low", "ci_high", "p", "odds_ratio",
             "separation", "note"]
     return table[cols]
