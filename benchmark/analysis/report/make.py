@@ -15,6 +15,7 @@ from bodyscene.benchmark.analysis.groups import HUMANS, SIMULATED_HUMANS, group_
 from bodyscene.benchmark.analysis.observations import load_observations
 from bodyscene.benchmark.analysis.stats.accuracy import conditions_in
 from bodyscene.benchmark.analysis.stats.leaderboard import reference_group
+from bodyscene.benchmark.harness.evaluate import with_weights
 from bodyscene.stimuli.manifest import manifest_sha256
 from tqdm import tqdm
 
@@ -218,6 +219,8 @@ def make_report(trials: str | Path, responses_dir: str | Path | None,
     lap("load")
     out = fresh_output_dir(out, "report folder")
     tables = analyse(obs, cfg)
+    tables["leaderboard"] = with_weights(tables["leaderboard"], run_records(
+        responses_dir and Path(responses_dir), predictions_dir and Path(predictions_dir)))
     lap("statistics")
     for name, table in {"observations": obs, **tables}.items():
         write_frame_atomic(out / f"{name}.csv", table)
