@@ -95,7 +95,8 @@ def with_weights(board, records: list[dict]):
     weights sha256, "random init" for a deliberate random-weights control, empty if unknown."""
     if board.empty:
         return board
-    return board.assign(weights=board["observer"].map(weights_by_agent(records)).fillna(""))
+    known = weights_by_agent(records)
+    return board.assign(weights=[known.get(str(o), "") for o in board["observer"]])
 
 
 def readout_path(out: Path, readout: str) -> Path:
