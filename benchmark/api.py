@@ -106,7 +106,7 @@ def _score(model: Any, trials, out: Path, *, weights, random_init: bool, options
                              device=device, progress=progress, **settings)
 
 
-def module_run(model, actions: list[str], cfg) -> "Any":
+def module_run(model, actions: list[str], cfg) -> Any:
     """A ModelRun for a torch module given as an object: its views default to the original
     frame, and the record states the sha256 of its state dict (its weights)."""
     from bodyscene.models.weights import state_sha256
@@ -191,6 +191,7 @@ class Leaderboard:
         return self.board.to_string(index=False, float_format=lambda x: f"{x:.3f}")
 
 
+# predictions or responses: DataFrames, files or folders, one or a list of them
 Answers = "pd.DataFrame | str | Path | Iterable[pd.DataFrame | str | Path] | None"
 
 
@@ -226,7 +227,8 @@ def _report_config(**options: Any):
     allowed = {f.name for f in fields(ReportConfig)}
     unknown = sorted(set(options) - allowed)
     if unknown:
-        raise BadInput(f"report option {unknown[0]!r}: expected one of {', '.join(sorted(allowed))}")
+        raise BadInput(f"report option {unknown[0]!r}: expected one of "
+                       f"{', '.join(sorted(allowed))}")
     return ReportConfig(**options)
 
 
