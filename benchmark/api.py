@@ -132,8 +132,9 @@ def module_run(model, actions: list[str], cfg) -> Any:
 
 
 def _is_checkpoint(model: Any) -> bool:
-    return isinstance(model, Path) or (isinstance(model, str) and model.endswith(".pt")
-                                       and Path(model).is_file())
+    """A Path, or a name ending in .pt (no model name does): a missing file is then reported
+    as a missing checkpoint, not as an unknown model."""
+    return isinstance(model, Path) or (isinstance(model, str) and model.endswith(".pt"))
 
 
 def _model_name(model: Any) -> str:

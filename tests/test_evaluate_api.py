@@ -105,6 +105,8 @@ def test_evaluate_without_a_file_leaves_nothing(study, tmp_path, monkeypatch):
     assert len(preds) == len(Manifest.read(trials, check_hashes=False).split("test"))
     with pytest.raises(BadInput, match="setting 'clips' does not apply to a function"):
         bodyscene.evaluate(lambda x: x, trials, clips=2)
+    with pytest.raises(BadInput, match="best.pt: checkpoint not found"):
+        bodyscene.evaluate("runs/x/best.pt", trials)
 
 
 @pytest.mark.parametrize("model", ["torchvision", "r3d_18"])
