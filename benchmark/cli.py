@@ -114,8 +114,12 @@ def _register_evaluate(sub: argparse._SubParsersAction) -> None:
     which.add_argument("--checkpoint", help="best.pt or last.pt of a run")
     which.add_argument("--model", help="built-in name (see `bodyscene models`), "
                                        "package.module:factory or an entry-point name")
-    p.add_argument("--weights", help="with --model: local state dict or torchvision/timm-style "
-                                     "checkpoint")
+    p.add_argument("--weights", metavar="FILE",
+                   help="with --model: local state dict or torchvision/timm-style checkpoint "
+                        "(required for a pretrained architecture such as torchvision or r3d_18)")
+    p.add_argument("--random-init", action="store_true",
+                   help="with --model: score a pretrained architecture with random weights on "
+                        "purpose (a control); the agent, run record and report say 'random init'")
     p.add_argument("--option", action="append", default=[], metavar="KEY=JSON",
                    help="with --model: factory option, e.g. --option frames=8 (repeatable)")
     p.add_argument("--num-classes", type=int, default=None,
@@ -141,7 +145,9 @@ def _register_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--cache", default="stream",
                    help="stream (decode each batch) | memory | mmap | folder for the mmap file")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", default="auto",
+                   help="auto (CUDA, then MPS, then CPU; recorded) | cpu | cuda | cuda:N | mps")
+    p.add_argument("--amp", action="store_true", help="float16 autocast (CUDA only)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_evaluate)
 
@@ -161,22 +167,25 @@ def _register_evaluate(sub: argparse._SubParsersAction) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from .harness.evaluate import EvalConfig, evaluate
+    from .api import evaluate
 
-    if args.checkpoint and (args.weights or args.option or args.num_classes
-                            or args.label_map or args.image_size):
-        raise BadInput("--weights, --option, --num-classes, --label-map and --image-size go "
-                       "with --model; a checkpoint carries its own")
-    paths = evaluate(EvalConfig(
-        checkpoint=args.checkpoint, model=args.model, weights=args.weights,
-        model_options=_options(args.option), num_classes=args.num_classes,
-        label_map=args.label_map, label_combine=args.label_combine,
-        image_size=args.image_size, clips=args.clips, trials=args.trials, out=args.out,
-        readout=args.readout, aggregation=args.aggregation, split=args.split,
-        batch_size=args.batch_size, cache=args.cache, device=args.device,
-        progress=not args.quiet))
-    for path in paths:
+    if args.checkpoint and (args.weights or args.option or args.num_classes or args.label_map
+                            or args.image_size or args.random_init):
+        raise BadInput("--weights, --random-init, --option, --num-classes, --label-map and "
+                       "--image-size go with --model; a checkpoint carries its own")
+    preds = evaluate(
+        Path(args.checkpoint) if args.checkpoint else args.model, args.trials, out=args.out,
+        weights=args.weights, random_init=args.random_init, options=_options(args.option),
+        label_map=args.label_map, device=args.device, amp=args.amp,
+        batch_size=args.batch_size, split=args.split, progress=not args.quiet,
+        num_classes=args.num_classes, label_combine=args.label_combine,
+        image_size=args.image_size, clips=args.clips, readout=args.readout,
+        aggregation=args.aggregation, cache=args.cache)
+    run = preds.attrs["run"]
+    for path in run["outputs"]:
         print(f"wrote {path}")
+    if run.get("random_init"):
+        print(f"note: {run['agent']!r} was scored with random weights (--random-init)")
     return 0
 
 

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from bodyscene.errors import BadInput
 from bodyscene.provenance import write_run_record
-from bodyscene.stimuli.manifest import stimulus_frames, stimulus_sha256
+from bodyscene.stimuli.manifest import Manifest, stimulus_frames, stimulus_sha256
 from bodyscene.tables import write_json_atomic
 
 from .labconfig import LabConfig, check_keys, check_labels, frames_for, load_lab_config
@@ -122,14 +122,9 @@ def prepare(cfg: RunConfig):
 
 
 def manifest_actions(manifest: Path) -> set[str]:
-    """Every action the manifest names (its `action` and `choices` columns)."""
-    import pandas as pd
-
-    df = pd.read_csv(manifest, usecols=["action", "choices"], dtype=str, keep_default_na=False)
-    found = set(df["action"])
-    for choices in df["choices"].unique():
-        found.update(c for c in choices.split(";") if c)
-    return found
+    """Every action the manifest names (its `action` and `choices` columns), as the validator
+    reads it (prepare() then hashes the stimuli it will show, so the files are not hashed here)."""
+    return Manifest.read(manifest, check_files=False).vocabulary()
 
 
 def participant_info(cfg: RunConfig, lab: LabConfig, ask=None) -> dict[str, str]:

@@ -23,7 +23,7 @@ import pandas as pd
 
 from bodyscene.errors import BadInput, where
 from bodyscene.provenance import write_run_record
-from bodyscene.stimuli.manifest import manifest_sha256, read_manifest
+from bodyscene.stimuli.manifest import manifest_sha256, read_manifest, split_choices
 from bodyscene.tables import file_sha256
 
 from .responses import RESPONSES_SCHEMA, ResponseWriter
@@ -183,7 +183,7 @@ def _list(value: str) -> list[str]:
         return []
     if value.startswith("["):
         return [str(v) for v in _frames(value)]
-    return [v for v in value.split(";") if v]
+    return split_choices(value)
 
 
 def _key(value: str) -> str:
@@ -233,7 +233,7 @@ def import_responses(source: str | Path, tool: str, trials_csv: str | Path, out_
                 row[src.columns["sha256"]].strip().lower() != t.sha256:
             raise BadInput(f"{where(src.path, r, src.columns['sha256'])}: sha256 differs from "
                            f"the manifest's for {t.trial_id!r} (other pixels were shown)")
-        choices = t.choices.split(";")
+        choices = split_choices(t.choices)
         shown = _list(row[src.columns["choice_order"]]) if "choice_order" in src.columns else []
         if shown and sorted(shown) != sorted(choices):
             raise BadInput(f"{where(src.path, r, src.columns['choice_order'])}: {shown} is not "

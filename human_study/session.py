@@ -14,6 +14,7 @@ import pandas as pd
 
 from bodyscene.errors import BadInput
 from bodyscene.provenance import versions
+from bodyscene.stimuli.manifest import split_choices
 
 from .responses import RESPONSES_SCHEMA, read_responses
 
@@ -58,7 +59,7 @@ def remaining_trials(trials: pd.DataFrame, path: Path, resume: bool,
 
 def shuffled_choices(choices: str, rng: np.random.Generator) -> list[str]:
     """The trial's choices in a fresh random on-screen order."""
-    order = [c for c in choices.split(";") if c]
+    order = split_choices(choices)
     rng.shuffle(order)
     return order
 

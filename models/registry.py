@@ -21,11 +21,15 @@ ENTRY_POINT_GROUP = "bodyscene.models"
 _REGISTRY: dict[str, Callable[..., Any]] = {}
 
 
-def register_model(name: str | None = None):
+def register_model(name: str | None = None, pretrained: bool = False):
     """Decorator: record a factory `f(num_classes, **options) -> nn.Module` under `name`
-    (default: the function's name)."""
+    (default: the function's name). `pretrained=True` marks an architecture that is only
+    meaningful with weights trained elsewhere: evaluating it without weights is refused
+    (needs_weights) unless random weights are asked for explicitly."""
     def wrap(factory: Callable[..., Any]) -> Callable[..., Any]:
         key = name or factory.__name__
+        if pretrained:
+            factory.pretrained_architecture = True
         if key in _REGISTRY and _REGISTRY[key] is not factory:
             raise ModelError(f"model name {key!r} is registered twice")
         _REGISTRY[key] = factory
@@ -67,6 +71,13 @@ def takes(factory: Callable[..., Any], name: str) -> bool:
         return name in inspect.signature(factory).parameters
     except (TypeError, ValueError):
         return False
+
+
+def needs_weights(factory: Callable[..., Any]) -> bool:
+    """Whether scoring `factory`'s model without a weights file would silently score random
+    weights: built-in adapters registered with `pretrained=True`, or any factory (a plugin's
+    too) that sets `pretrained_architecture = True`."""
+    return bool(getattr(factory, "pretrained_architecture", False))
 
 
 def default_num_classes(name: str) -> int | None:

@@ -76,3 +76,18 @@ def check_fit(path, what: str, own: dict, given: dict) -> None:
     if bad:
         raise ModelError(f"{path}: tensor {bad[0]!r} has shape {tuple(given[bad[0]].shape)}, "
                          f"{what} expects {tuple(own[bad[0]].shape)}")
+
+
+def state_sha256(model) -> str:
+    """sha256 of a module's weights: every tensor of its state dict in name order (name, dtype,
+    shape and bytes), so the record names the weights a model object was scored with."""
+    import hashlib
+
+    import torch
+
+    h = hashlib.sha256()
+    for key, value in sorted(model.state_dict().items()):
+        t = value.detach().to("cpu").contiguous()
+        h.update(f"{key}:{t.dtype}:{tuple(t.shape)}\n".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()

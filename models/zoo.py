@@ -27,7 +27,7 @@ def domainnet(num_classes: int, backbone: str = "resnet18", weights: str | Path 
     return DomainNet(num_classes, backbone, weights, fusion, loss_terms, readout, hidden)
 
 
-@register_model("torchvision")
+@register_model("torchvision", pretrained=True)
 def torchvision_image(num_classes: int = 1000, arch: str = "resnet18",
                       weights: str | Path | None = None, size: int = 224):
     """Any torchvision image classifier (`--option arch=resnet50`), weights from a local file;
@@ -52,7 +52,7 @@ def _video(arch: str):
 
 
 for _arch in ("r3d_18", "r2plus1d_18", "mc3_18", "s3d", "mvit_v2_s"):
-    register_model(_arch)(_video(_arch))
+    register_model(_arch, pretrained=True)(_video(_arch))
 
 
 @register_model("test_clip3d")

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import posixpath
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path, PureWindowsPath
 from typing import Iterable, Mapping
 
@@ -77,7 +79,9 @@ def stimulus_sha256(stimulus: Path) -> str:
 
 
 def split_choices(choices: str) -> list[str]:
-    return [c for c in choices.split(CHOICE_SEP) if c]
+    """The actions offered on a trial, in their listed order: the only place `choices` text
+    (and a `choice_order` written the same way) is split."""
+    return [c for c in str(choices).split(CHOICE_SEP) if c]
 
 
 def join_choices(choices: Iterable[str]) -> str:
@@ -234,3 +238,60 @@ def manifest_sha256(path: str | Path) -> str:
 def actions_of(df: pd.DataFrame) -> list[str]:
     """The manifest's action vocabulary in a fixed (sorted) order: class index i is actions[i]."""
     return sorted(set(df["action"]))
+
+
+@dataclass(frozen=True, eq=False)
+class Manifest:
+    """A validated trial manifest, read (and its stimuli hashed) once, then passed around whole:
+    the table (with `path` and `choice_list`), the file it came from, that file's sha256 and the
+    action vocabulary. Evaluation, the predictions writer and validator and the experiment take
+    this object instead of re-reading the CSV."""
+
+    table: pd.DataFrame
+    file: Path
+    sha256: str
+
+    @classmethod
+    def read(cls, path: str | Path, check_files: bool = True, check_hashes: bool = True,
+             decode: bool = False) -> "Manifest":
+        """Read and validate (read_manifest's checks), hashing each stimulus at most once."""
+        digest = manifest_sha256(path)
+        table = read_manifest(path, check_files, check_hashes, decode)
+        return cls(table, Path(path), digest)
+
+    @classmethod
+    def of(cls, trials: "str | Path | Manifest", **read_options) -> "Manifest":
+        """`trials` itself when it is already a Manifest, else the file read."""
+        return trials if isinstance(trials, Manifest) else cls.read(trials, **read_options)
+
+    @property
+    def actions(self) -> list[str]:
+        """Class index i is actions[i] (actions_of)."""
+        return actions_of(self.table)
+
+    def vocabulary(self) -> set[str]:
+        """Every action the manifest names, as a trial's action or among its offered choices."""
+        found = set(self.table["action"])
+        for choices in self.table["choice_list"]:
+            found.update(choices)
+        return found
+
+    def split(self, name: str) -> pd.DataFrame:
+        """The trials of one split (`all`: every trial)."""
+        return self.table if name == "all" else self.table[self.table["split"] == name]
+
+    @cached_property
+    def by_id(self) -> pd.DataFrame:
+        """The table indexed by trial_id (the column kept), built once."""
+        return self.table.set_index("trial_id", drop=False)
+
+    @cached_property
+    def records(self) -> dict[str, dict]:
+        """trial_id -> that row as a dict, for checks that look up one trial per answer."""
+        return self.table.set_index("trial_id", drop=False).to_dict("index")
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    def __str__(self) -> str:
+        return str(self.file)

@@ -48,7 +48,7 @@ from .compose import (
     mask_iou,
     perturb_mask,
 )
-from .manifest import join_choices, write_manifest
+from .manifest import join_choices, split_choices, write_manifest
 
 __all__ = ["Item", "MaskNoise", "TrialSetConfig", "TrialSetWriter", "finalize",
            "parse_mask_noise", "parse_rgb", "read_choices_file"]
@@ -299,7 +299,7 @@ def read_choices_file(path: Path, actions: list[str]) -> dict[str, list[str]]:
     df = read_csv(path, schema)
     fixed = {}
     for i, (action, choices) in enumerate(zip(df.action, df.choices)):
-        listed = [c for c in choices.split(";") if c]
+        listed = split_choices(choices)
         unknown = [c for c in listed + [action] if c not in actions]
         if unknown:
             raise BadInput(f"{where(path, i + 2, 'choices')}: unknown action {unknown[0]!r}")

@@ -169,3 +169,18 @@ def test_conflict_trial_must_offer_its_background_action(toy_manifest):
     with pytest.raises(BadInput, match=r"column 'choices': a conflict trial must offer its "
                                        r"background_action"):
         read_manifest(toy_manifest, check_hashes=False)
+
+
+def test_manifest_object_reads_once_and_answers_from_memory(toy_manifest):
+    from bodyscene.stimuli.manifest import Manifest, split_choices
+    from bodyscene.tables import file_sha256
+
+    m = Manifest.read(toy_manifest)
+    assert Manifest.of(m) is m and m.file == toy_manifest and len(m) == len(m.table)
+    assert m.sha256 == file_sha256(toy_manifest)
+    assert m.actions == ["clap", "kick", "wave"]
+    assert m.vocabulary() == {"clap", "kick", "wave"}
+    assert set(m.split("test")["split"]) == {"test"} and len(m.split("all")) == len(m)
+    row = m.by_id.loc[m.table["trial_id"].iloc[0]]
+    assert list(row["choice_list"]) == split_choices(row["choices"])
+    assert split_choices("a;;b;") == ["a", "b"]

@@ -236,3 +236,23 @@ def test_miniresnet_is_a_small_residual_net_for_64_px():
     block = net.features[3]
     x = torch.randn(2, 16, 32, 32)
     assert torch.allclose(block(x), torch.relu(x))
+
+
+def test_pretrained_architectures_are_marked_and_ours_are_not():
+    from bodyscene.models.registry import needs_weights, resolve_factory
+
+    for name in ("torchvision", "r3d_18", "r2plus1d_18", "mc3_18", "s3d", "mvit_v2_s"):
+        assert needs_weights(resolve_factory(name)), name
+    for name in ("baseline", "domainnet", "test_clip3d"):
+        assert not needs_weights(resolve_factory(name)), name
+
+
+def test_state_sha256_names_the_weights():
+    from bodyscene.models.weights import state_sha256
+
+    a, b = user_net(3), user_net(3)
+    b.load_state_dict(a.state_dict())
+    assert state_sha256(a) == state_sha256(b)
+    with torch.no_grad():
+        next(b.parameters()).add_(1e-3)
+    assert state_sha256(a) != state_sha256(b)

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from bodyscene.benchmark.harness.predictions import read_predictions, validate_predictions
 from bodyscene.human_study.responses import read_responses
-from bodyscene.stimuli.manifest import read_manifest
+from bodyscene.stimuli.manifest import Manifest, read_manifest, split_choices
 
 from bodyscene.errors import BadInput, where
 from bodyscene.tables import parse_bool
@@ -91,14 +91,13 @@ def load_observations(trials: str | Path | pd.DataFrame, responses: str | Path |
         parts.append(_one_file(path, df, manifest, mpath, "human"))
     pred_root = Path(predictions) if predictions is not None else None
     main_agents: set[str] = set()
-    # the columns the strict check reads (it looks a row up per answer: fewer columns, faster)
-    checked = manifest[["trial_id", "action", "sha256", "choices", "split"]]
+    # the strict check reads the manifest already read here, without its stimuli
+    checked = Manifest(manifest, mpath, "")
     for path in csv_files(predictions, include_readouts):
         # the strict check of `bodyscene predictions validate` (probabilities, offered choices,
         # the response the most probable of them, hashes), short of coverage: the report
         # compares observers on the trials they share
-        problems = validate_predictions(path, mpath, split="all", allow_missing=True, limit=1,
-                                        manifest=checked)
+        problems = validate_predictions(path, checked, split="all", allow_missing=True, limit=1)
         if problems:
             raise BadInput(problems[0])
         df = read_predictions(path)
@@ -171,7 +170,7 @@ def _one_file(path: Path, df: pd.DataFrame, manifest: pd.DataFrame, mpath: Path,
     responses = df["response"].astype(str).to_numpy()
     for i, (resp, offered) in enumerate(zip(responses, choices)):
         # An empty response is a timeout: kept, scored wrong.
-        if resp and resp not in offered.split(";"):
+        if resp and resp not in split_choices(offered):
             r = df.iloc[i]
             raise BadInput(f"{where(path, int(r['source_row']), 'response')}: {resp!r} was not "
                            f"among the offered choices {offered!r} of trial {r['trial_id']!r}")
@@ -202,7 +201,7 @@ def _one_file(path: Path, df: pd.DataFrame, manifest: pd.DataFrame, mpath: Path,
         "source_file": df["source_file"].to_numpy(),
         "source_row": df["source_row"].to_numpy(),
     })
-    out["n_choices"] = np.array([len([c for c in s.split(";") if c]) for s in choices])
+    out["n_choices"] = np.array([len(split_choices(s)) for s in choices])
     out["chance"] = 1.0 / out["n_choices"]
     if kind == "model":
         out["response_open"] = df["response_open"].astype(str).to_numpy()

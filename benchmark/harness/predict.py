@@ -59,10 +59,13 @@ def check_output(out, n: int, num_classes: int | None, name: str):
 def predict(model, frames, batch_size: int = 64, device="cpu", readouts=None,
             channels_last: bool = False, progress: bool = False, spec=None,
             label_map=None, num_classes: int | None = None,
-            name: str | None = None) -> dict[str, np.ndarray]:
+            name: str | None = None, amp: bool = False) -> dict[str, np.ndarray]:
     """Class probabilities (S, C) per readout for every entry of `frames` (a TrialFrames or
     ClipFrames), C = the actions when `label_map` maps the model's classes onto them. `spec` is
-    the model's InputSpec (default: its own declaration)."""
+    the model's InputSpec (default: its own declaration). `amp`: float16 autocast, on CUDA only
+    (probabilities are computed in float32 either way)."""
+    from contextlib import nullcontext
+
     import torch
     import torch.nn.functional as F
     from tqdm import tqdm
@@ -77,6 +80,8 @@ def predict(model, frames, batch_size: int = 64, device="cpu", readouts=None,
     model.eval()
     ranges = batch_ranges(frames, batch_size)
     width = len(frames.actions) if label_map is not None or num_classes is None else num_classes
+    on_cuda = torch.device(device).type == "cuda"
+    autocast = torch.autocast("cuda", dtype=torch.float16) if amp and on_cuda else nullcontext()
     with torch.inference_mode(), ThreadPoolExecutor(1) as pool:
         pending = pool.submit(frames.batch, ranges[0]) if ranges else None
         for i in tqdm(range(len(ranges)), desc="predict", unit="batch", disable=not progress,
@@ -87,7 +92,8 @@ def predict(model, frames, batch_size: int = 64, device="cpu", readouts=None,
             xs = to_input(pixels, device, channels_last=channels_last and not spec.clip,
                           **spec.tensors())
             try:
-                result = model(*xs)
+                with autocast:
+                    result = model(*xs)
             except BodysceneError:
                 raise
             except Exception as exc:

@@ -7,6 +7,7 @@ frames were aggregated, and one probability column `p_<action>` per action."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
 
 import pandas as pd
 from bodyscene.human_study.responses import RESPONSES_SCHEMA, read_responses
@@ -24,6 +25,9 @@ PREDICTIONS_SCHEMA = Schema(
     extra_prefixes=(PROB_PREFIX,),
 )
 COLUMNS = PREDICTIONS_SCHEMA.columns
+
+if TYPE_CHECKING:
+    from bodyscene.stimuli.manifest import Manifest
 
 
 def prob_column(action: str) -> str:
@@ -47,27 +51,72 @@ def read_predictions(path: str | Path) -> pd.DataFrame:
     return df
 
 
+# ------------------------------------------------------------------------- the one row builder
+
+def prediction_row(trial, p: Sequence[float], actions: Sequence[str], *, agent: str,
+                   order: int, stamp: str, manifest_sha256: str, readout: str = "softmax",
+                   aggregation: str = "mean", checkpoint: str = "", model: str = "") -> dict:
+    """One predictions row for one manifest trial (any row object with trial_id, sha256,
+    action and choices) from the model's probabilities `p` over `actions` (sorted). `response`
+    is the most probable offered choice (the first listed wins a tie: the question people
+    answered), `response_open` the most probable of all actions."""
+    from bodyscene.stimuli.manifest import split_choices
+
+    index = {a: i for i, a in enumerate(actions)}
+    offered = split_choices(trial.choices)
+    response = max(offered, key=lambda a: p[index[a]])
+    return {"agent": agent, "agent_kind": "model", "session": 1, "trial_id": trial.trial_id,
+            "sha256": trial.sha256, "response": response, "correct": response == trial.action,
+            "rt_s": "", "order": order, "block": 0, "choice_order": trial.choices,
+            "timestamp": stamp, "simulated": False, "phase": "main",
+            "manifest_sha256": manifest_sha256,
+            "response_open": actions[max(range(len(actions)), key=lambda i: p[i])],
+            "readout": readout, "aggregation": aggregation, "checkpoint": checkpoint,
+            "model": model, **{prob_column(a): float(p[i]) for i, a in enumerate(actions)}}
+
+
+def columns_for(actions: Sequence[str]) -> list[str]:
+    """A predictions file's header for a manifest of these actions."""
+    return list(COLUMNS) + [prob_column(a) for a in actions]
+
+
 # ------------------------------------------------------------------- strict validation
 
 SUM_TOLERANCE = 1e-4
 
 
-def validate_predictions(path: str | Path, trials: str | Path, split: str = "test",
+def validate_predictions(path: str | Path, trials: "str | Path | Manifest", split: str = "test",
                          allow_missing: bool = False, responses: str | Path | None = None,
-                         limit: int = 20, manifest: pd.DataFrame | None = None) -> list[str]:
+                         limit: int = 20) -> list[str]:
     """Every way a predictions file can disagree with its trial manifest, one line each (file,
     row, column, what was expected); empty if the file is valid. At most `limit` lines.
-    `manifest`: the manifest at `trials` already read (the report reads it without its
-    stimuli)."""
-    from bodyscene.stimuli.manifest import actions_of, read_manifest, split_choices
+    `trials` is the manifest's path or an already-read Manifest (then nothing is re-hashed)."""
+    from bodyscene.stimuli.manifest import Manifest
 
     path = Path(path)
     try:
         df = read_predictions(path)
     except BadInput as exc:
         return [str(exc)]
-    manifest = read_manifest(trials) if manifest is None else manifest
-    actions = actions_of(manifest)
+    problems = check_predictions(df, Manifest.of(trials), path, split, allow_missing, limit)
+    if responses is not None and len(problems) < limit:
+        people = _participants(Path(responses))
+        clash = sorted(set(df["agent"]) & people)
+        if clash:
+            problems.append(f"{where(path, 2, 'agent')}: agent {clash[0]!r} is also a "
+                            f"participant's name in {responses}; name the model otherwise")
+    return problems[:limit]
+
+
+def check_predictions(df: pd.DataFrame, manifest: "Manifest", path: str | Path,
+                      split: str = "test", allow_missing: bool = False,
+                      limit: int = 20) -> list[str]:
+    """The one check of read predictions against the manifest: probability columns, trials,
+    hashes, sums, choices, responses, `correct`, coverage of the split."""
+    from bodyscene.stimuli.manifest import split_choices
+
+    trials = manifest.file
+    actions = manifest.actions
     problems: list[str] = []
     have = [c for c in df.columns if c.startswith(PROB_PREFIX)]
     for a in actions:
@@ -80,8 +129,7 @@ def validate_predictions(path: str | Path, trials: str | Path, split: str = "tes
                             f"of {trials} ({', '.join(actions)})")
     if problems:
         return problems[:limit]
-    # one dict lookup per answer: a pandas row lookup each cost half the check's time
-    by_id = manifest.set_index("trial_id")[["sha256", "choices", "action"]].to_dict("index")
+    by_id = manifest.records  # one dict lookup per answer: a pandas row lookup costs 10x more
     probs = df[[prob_column(a) for a in actions]].to_numpy(float)
     index = {a: i for i, a in enumerate(actions)}
     seen: set[tuple] = set()
@@ -106,10 +154,10 @@ def validate_predictions(path: str | Path, trials: str | Path, split: str = "tes
         if abs(total - 1) > SUM_TOLERANCE:
             problems.append(f"{where(path, r, 'p_*')}: probabilities sum to {total:.6f}, "
                             f"expected 1 within {SUM_TOLERANCE:g}")
-        offered = split_choices(trial["choices"])
-        if sorted(split_choices(str(row.choice_order))) != sorted(offered):
+        offered = list(trial["choice_list"])
+        if sorted(split_choices(row.choice_order)) != sorted(offered):
             problems.append(f"{where(path, r, 'choice_order')}: {row.choice_order!r} is not the "
-                            f"trial's choices {';'.join(offered)!r}")
+                            f"trial's choices {trial['choices']!r}")
         if row.response not in offered:
             problems.append(f"{where(path, r, 'response')}: {row.response!r} was not offered "
                             f"on this trial ({', '.join(offered)})")
@@ -124,18 +172,12 @@ def validate_predictions(path: str | Path, trials: str | Path, split: str = "tes
         if bool(row.correct) != (row.response == trial["action"]):
             problems.append(f"{where(path, r, 'correct')}: {row.correct} but the response is "
                             f"{row.response!r} and the trial's action {trial['action']!r}")
-    wanted = manifest if split == "all" else manifest[manifest["split"] == split]
+    wanted = manifest.split(split)
     missing = sorted(set(wanted["trial_id"]) - set(df["trial_id"]))
     if missing and not allow_missing and len(problems) < limit:
         problems.append(f"{path}: {len(missing)} {split} trial(s) missing: "
                         f"{', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''} "
                         f"(coverage must be complete; pass --allow-missing to accept)")
-    if responses is not None and len(problems) < limit:
-        people = _participants(Path(responses))
-        clash = sorted(set(df["agent"]) & people)
-        if clash:
-            problems.append(f"{where(path, 2, 'agent')}: agent {clash[0]!r} is also a "
-                            f"participant's name in {responses}; name the model otherwise")
     return problems[:limit]
 
 
@@ -153,29 +195,31 @@ class PredictionsWriter:
     """Write predictions from your own pipeline: `add(trial_id, probabilities)` per trial (a
     {action: p} dict, or a sequence in the manifest's sorted action order), then `close()`,
     which fills the response columns, writes the file atomically and validates it strictly.
+    `trials` is the manifest's path or a Manifest; its stimuli are hashed once, when read.
 
         with predictions_writer("predictions/mynet.csv", "trials.csv") as w:
             for trial_id, p in my_results:
                 w.add(trial_id, p)"""
 
-    def __init__(self, path: str | Path, trials: str | Path, split: str = "test",
+    def __init__(self, path: str | Path, trials: "str | Path | Manifest", split: str = "test",
                  allow_missing: bool = False, model: str = "", aggregation: str = "mean"):
-        from bodyscene.stimuli.manifest import actions_of, read_manifest
+        from bodyscene.stimuli.manifest import Manifest
 
-        self.path, self.trials = Path(path), trials
+        self.path = Path(path)
         if self.path.suffix != ".csv":
             raise BadInput(f"{self.path}: a predictions file is a .csv")
         if self.path.exists():
             raise BadInput(f"{self.path}: a predictions file already exists (nothing is "
                            f"overwritten)")
-        self.manifest = read_manifest(trials).set_index("trial_id", drop=False)
-        self.actions = actions_of(self.manifest)
+        self.manifest = Manifest.of(trials)
+        self.trials = self.manifest.file
+        self.actions = self.manifest.actions
         self.split, self.allow_missing = split, allow_missing
         self.model, self.aggregation = model, aggregation
         self.probs: dict[str, list[float]] = {}
 
     def add(self, trial_id: str, probabilities) -> None:
-        if trial_id not in self.manifest.index:
+        if trial_id not in self.manifest.by_id.index:
             raise BadInput(f"trial {trial_id!r} is not in {self.trials}")
         if isinstance(probabilities, dict):
             unknown = sorted(set(probabilities) - set(self.actions))
@@ -193,29 +237,17 @@ class PredictionsWriter:
     def close(self) -> Path:
         import time
 
-        from bodyscene.stimuli.manifest import manifest_sha256
         from bodyscene.tables import write_csv_atomic
 
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-        mhash = manifest_sha256(self.trials)
-        rows = []
-        for order, (tid, p) in enumerate(self.probs.items()):
-            t = self.manifest.loc[tid]
-            offered = t["choices"].split(";")
-            best = {a: p[self.actions.index(a)] for a in offered}
-            response = max(offered, key=best.get)
-            rows.append({"agent": self.path.stem, "agent_kind": "model", "session": 1,
-                         "trial_id": tid, "sha256": t["sha256"], "response": response,
-                         "correct": response == t["action"], "rt_s": "", "order": order,
-                         "block": 0, "choice_order": t["choices"], "timestamp": stamp,
-                         "simulated": False, "phase": "main", "manifest_sha256": mhash,
-                         "response_open": self.actions[max(range(len(p)), key=p.__getitem__)],
-                         "readout": "softmax", "aggregation": self.aggregation,
-                         "model": self.model,
-                         **{prob_column(a): v for a, v in zip(self.actions, p)}})
+        by_id = self.manifest.by_id
+        rows = [prediction_row(by_id.loc[tid], p, self.actions, agent=self.path.stem,
+                               order=order, stamp=stamp, manifest_sha256=self.manifest.sha256,
+                               aggregation=self.aggregation, model=self.model)
+                for order, (tid, p) in enumerate(self.probs.items())]
         tmp = self.path.with_name(f".{self.path.stem}.check.csv")
-        write_csv_atomic(tmp, rows, list(COLUMNS) + [prob_column(a) for a in self.actions])
-        problems = validate_predictions(tmp, self.trials, self.split, self.allow_missing,
+        write_csv_atomic(tmp, rows, columns_for(self.actions))
+        problems = validate_predictions(tmp, self.manifest, self.split, self.allow_missing,
                                         limit=1)
         if problems:
             tmp.unlink()

@@ -29,22 +29,34 @@ def distributed() -> Dist:
     return Dist(world, int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0")))
 
 
+def _mps_available() -> bool:
+    import torch
+
+    mps = getattr(torch.backends, "mps", None)
+    return bool(mps is not None and mps.is_available())
+
+
 def select_device(name: str, dist: Dist | None = None):
-    """`auto` (CUDA if there is one, this process's local GPU under torchrun), `cpu`, `cuda`
-    or `cuda:N`; asking for CUDA where there is none is a one-line error."""
+    """`auto` picks CUDA (this process's local GPU under torchrun), then Apple's MPS, then the
+    CPU; `cpu`, `cuda`, `cuda:N` or `mps` ask for one, and one that is not there is a one-line
+    error. Runs record `str(device)`, so which one `auto` chose is never a guess."""
     import torch
 
     dist = dist or Dist()
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda", dist.local_rank)
+        if _mps_available():
+            return torch.device("mps")
         return torch.device("cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise BadInput(f"device {name!r}: CUDA is not available on this machine")
+    if name == "mps" and not _mps_available():
+        raise BadInput("device 'mps': Apple's Metal backend is not available on this machine")
     try:
         dev = torch.device(name)
     except RuntimeError:
-        raise BadInput(f"device {name!r}: expected auto, cpu, cuda or cuda:N") from None
+        raise BadInput(f"device {name!r}: expected auto, cpu, cuda, cuda:N or mps") from None
     if dev.type == "cuda" and dist.world > 1 and dev.index is None:
         dev = torch.device("cuda", dist.local_rank)
     return dev

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bodyscene.errors import BadInput
+from bodyscene.stimuli.manifest import split_choices
 
 from ..plan import Plan, read_plan
 from ..responses import RESPONSES_SCHEMA
@@ -94,7 +95,7 @@ class Study:
             self.trials[pid] = {
                 trial_key(plan.sha256, pid, t.trial_id): PlannedTrial(
                     t.trial_id, int(t.order), int(t.block), t.phase, t.action, t.sha256,
-                    [c for c in t.choices.split(";") if c], float(t.duration_s))
+                    split_choices(t.choices), float(t.duration_s))
                 for t in plan.trials(pid).itertuples(index=False)}
 
     def participant(self, pid: object) -> dict[str, PlannedTrial]:

@@ -1,10 +1,12 @@
 """Evaluation's cost (not collected by pytest).
 
 Figures, each a ratio against a baseline measured in the same run:
-  throughput ratio   `evaluate --model` (frames/s) over a bare loop that reads the same frames
-                     with cv2, pads, resizes, normalises and runs the same model at the same batch
-                     size: for an image model (torchvision resnet18) on single frames and for
-                     r3d_18 on clips. Target >= 0.9.
+  throughput ratio   the API path, `bodyscene.evaluate(...)` (what `evaluate --model` calls:
+                     manifest read and validated, files written, predictions read back as a
+                     DataFrame), over a bare loop that reads the same frames with cv2, resizes,
+                     normalises and runs the same model at the same batch size: for an image model
+                     (torchvision resnet18) on single frames and for r3d_18 on clips.
+                     Target >= 0.9.
   peak memory ratio  peak RSS of a process evaluating ~10,000 frames over one evaluating ~1,000
                      (streamed frames: target ~1.0, flat), and the same with `--cache memory`
                      for contrast.
@@ -70,11 +72,11 @@ def bare_loop(model, trials: Path, size: int, batch: int, clip_frames: int | Non
     return time.perf_counter() - t0
 
 
-def harness(cfg_kw: dict) -> float:
-    from bodyscene.benchmark.harness.evaluate import EvalConfig, evaluate
+def api_path(name: str, trials: Path, **kw) -> float:
+    import bodyscene
 
     t0 = time.perf_counter()
-    evaluate(EvalConfig(progress=False, device="cpu", **cfg_kw))
+    bodyscene.evaluate(name, trials, device="cpu", **kw)
     return time.perf_counter() - t0
 
 
@@ -100,12 +102,12 @@ def throughput(tmp: Path, size: int, repeats: int) -> None:
         bare, ours = [], []
         for r in range(repeats):
             bare.append(bare_loop(model, trials, size, batch, t, mean, std))
-            ours.append(harness(dict(model=name, weights=str(weights), model_options=options,
-                                     image_size=size, trials=str(trials), batch_size=batch,
-                                     out=str(tmp / f"p{r}" / f"{name}.csv"))))
+            ours.append(api_path(name, trials, weights=weights, options=options,
+                                 image_size=size, batch_size=batch,
+                                 out=tmp / f"p{r}" / f"{name}.csv"))
         n = len(__import__("pandas").read_csv(trials).query("split == 'test'"))
         print(f"{label}: {n} test trials, batch {batch}, {size}px: bare loop "
-              f"{min(bare):.2f} s, evaluate --model {min(ours):.2f} s, throughput ratio "
+              f"{min(bare):.2f} s, bodyscene.evaluate {min(ours):.2f} s, throughput ratio "
               f"{min(bare) / min(ours):.2f} (best of {repeats})")
 
 

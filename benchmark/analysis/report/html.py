@@ -35,6 +35,7 @@ BOARD_HEADERS = {
     "body_minus_background": "body &minus; backgr.",
     "body_background_gap": "|&Delta;| to people's body &minus; backgr.",
     "conflict_body_share": "conflict: body share",
+    "weights": "weights (sha256)",
 }
 
 

@@ -26,6 +26,7 @@ from bodyscene.benchmark.analysis.observations import load_observations
 from bodyscene.benchmark.analysis.stats.accuracy import conditions_in
 from bodyscene.benchmark.analysis.stats.leaderboard import reference_group
 from bodyscene.benchmark.analysis.stats.regression import chosen_model
+from bodyscene.benchmark.harness.evaluate import with_weights
 from bodyscene.stimuli.manifest import manifest_sha256
 from tqdm import tqdm
 
@@ -339,6 +340,8 @@ def _write(obs: pd.DataFrame, trials: str | Path, responses_dir, predictions_dir
            cfg: ReportConfig, lap, excluded: dict) -> dict:
     """Statistics, tables, figures, the page and summary.json, written into `out`."""
     tables = analyse(obs, cfg)
+    tables["leaderboard"] = with_weights(tables["leaderboard"], run_records(
+        responses_dir and Path(responses_dir), predictions_dir and Path(predictions_dir)))
     lap("statistics")
     for name, table in {"observations": obs, **tables}.items():
         write_frame_atomic(out / f"{name}.csv", table)
