@@ -262,7 +262,7 @@ def build(cfg: BuildConfig, segmenter: Segmenter | None = None) -> Path:
         print(_summary(cfg.shard, n_items, len(mine), len(kept), rejections, rejected_path))
         tally = per_action(mine, kept, rejections)
         _record_tally(out / f"build.shard-{i}-of-{n}.json", tally)
-        report_tally(tally, rejected_path)
+        report_tally(tally, rejected_path, getattr(segmenter, "miss_hint", ""))
         if n == 1:
             return finalize(out, cfg.trials, run_config=ran)
         return writer.items_file
@@ -381,17 +381,19 @@ def format_tally(tally: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def report_tally(tally: list[dict], rejected_path: Path) -> None:
+def report_tally(tally: list[dict], rejected_path: Path, miss_hint: str = "") -> None:
     """Print the per-action table, and a warning on stderr for every action that lost more
-    than half of its videos (the benchmark would silently lose that action's share)."""
+    than half of its videos (the benchmark would silently lose that action's share).
+    `miss_hint` (a segmenter's `miss_hint`) follows a warning whose reason is a missed person."""
     import sys
 
     if not tally:
         return
     print(format_tally(tally))
     for r in lost_actions(tally):
+        hint = f" ({miss_hint})" if miss_hint and r["reason"] == "no person detected" else ""
         print(f"WARNING: action {r['action']!r} lost {r['rejected']} of its {r['videos']} "
-              f"videos (more than {100 * LOST_SHARE:.0f}%), mostly {r['reason']!r}; see "
+              f"videos (more than {100 * LOST_SHARE:.0f}%), mostly {r['reason']!r}{hint}; see "
               f"{rejected_path}", file=sys.stderr)
 
 

@@ -194,7 +194,8 @@ def measure_headless(segmenter) -> dict:
                     continue
                 hits += 1
                 truth = cv2.warpAffine(full[name].astype(np.uint8), m, (SIDE, SIDE),
-                                       flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP) > 0
+                                       flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP,
+                                       borderMode=cv2.BORDER_REFLECT) > 0   # as the frames
                 mask = people.masks.any(0)
                 ious.append(float((mask & truth).sum() / max((mask | truth).sum(), 1)))
             if missed:

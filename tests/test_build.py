@@ -519,9 +519,12 @@ def _check_tally_printed(printed: str, warned: str) -> None:
 def test_per_action_summary_is_printed_recorded_and_warns(tmp_path, capsys):
     videos = _losing_dataset(tmp_path / "haa")
     out = tmp_path / "out"
-    build(cfg_for(videos, out), segmenter=RedSegmenter())
+    seg = RedSegmenter()
+    seg.miss_hint = "red-threshold misses people in blue"
+    build(cfg_for(videos, out), segmenter=seg)
     captured = capsys.readouterr()
     _check_tally_printed(captured.out, captured.err)
+    assert "'no person detected' (red-threshold misses people in blue); see" in captured.err
     record = json.loads((out / "build.shard-0-of-1.json").read_text())
     assert record["per_action"] == EXPECTED_TALLY
     assert record["lost_actions"] == ["sweep"]

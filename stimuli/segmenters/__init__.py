@@ -6,6 +6,8 @@ options as it resolved them: recorded in the run record and the manifest's `segm
 finds one by name in three places, in this order: the built-ins registered here (`yolo`,
 `mediapipe`), a `"package.module:factory"` string, and the entry-point group
 `bodyscene.segmenters`; a factory is called with the options the user gave, and only those.
+An optional `miss_hint` (one sentence: whom it is known to miss, what to do) is added to the
+build's warning when an action loses most of its videos to "no person detected".
 
 `clean_people` is the build's first step on every frame, whatever the backend: it drops small
 disconnected pieces of masks (a stray blob of a building) before people are counted, so the
