@@ -345,8 +345,9 @@ def per_action(videos: list[Video], kept: set[str],
     reasons: dict[str, list[str]] = {}
     for r in rejections:
         reasons.setdefault(r.video, []).append(reason_kind(r.reason))
+    known = {v.key for v in videos}
     for key in reasons:
-        if key not in {k for keys in actions.values() for k in keys}:
+        if key not in known:
             actions.setdefault(key.split("/")[0] if "/" in key else "(no action)",
                                []).append(key)
     rows = []

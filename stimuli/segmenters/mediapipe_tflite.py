@@ -257,8 +257,8 @@ class MediapipeSegmenter:
     batch = 1
     # measured by tests/real_photos.py: recall 0.20 on head-cropped frames (issue 23)
     miss_hint = ("the mediapipe backend finds people by their face and misses most people "
-                 "filmed without their head in view; --segmenter yolo --weights "
-                 "yolov8x-seg.pt finds them")
+                 "filmed without their head in view; yolov8x-seg (--segmenter yolo) does not "
+                 "need a face")
 
     def __init__(self, models: str | os.PathLike | None = None, conf: float = 0.4,
                  presence: float = 0.5, mode: str = "combined", max_people: int = 4,
