@@ -115,3 +115,32 @@ def test_build_records_the_segmenter_that_ran(tmp_path):
     config = json.loads((out / "build.shard-0-of-1.json").read_text())["config"]
     assert config["segmenter"] == "centre" and config["segmenter_options"] == {"margin": 0.3}
     assert not {"weights", "conf", "image_size"} & set(config)
+
+
+def _box(y0, x0, y1, x1, shape=(60, 80)):
+    m = np.zeros(shape, bool)
+    m[y0:y1, x0:x1] = True
+    return m
+
+
+def test_people_are_counted_once_however_the_backend_split_them():
+    """A second mask of the same body (inside it, or mostly inside) joins the first: one
+    person, the union, the better score; two people side by side, touching, or one partly in
+    front of the other stay two."""
+    from bodyscene.stimuli.segmenters import clean_people, join_repeats
+
+    body = _box(10, 10, 50, 30)                       # 800 px, a person without a head
+    legs = _box(30, 12, 58, 28)                       # its legs again: 320 of 448 px inside
+    found = People(np.stack([legs, body]), np.asarray([0.6, 0.9], np.float32))
+    (one,) = [clean_people(found)]
+    assert len(one) == 1 and one.scores[0] == np.float32(0.9)
+    assert (one.masks[0] == (body | legs)).all()
+    beside = _box(10, 40, 50, 60)                     # another person, apart
+    touching = _box(10, 30, 50, 50)                   # right next to it, no pixel shared
+    in_front = _box(20, 22, 55, 45)                   # overlaps 240 px, 30% of the body
+    for other in (beside, touching, in_front):
+        two = clean_people(People(np.stack([body, other]), np.ones(2, np.float32)))
+        assert len(two) == 2
+    # --min-part 0 keeps every piece, but a repeat of the same person is still one person
+    assert len(clean_people(found, min_part=0.0)) == 1
+    assert join_repeats(People(body[None], np.ones(1, np.float32))).masks.shape == (1, 60, 80)
