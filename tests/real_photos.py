@@ -120,12 +120,13 @@ def unavailable() -> str | None:
         import ai_edge_litert
     except ImportError:
         return "ai-edge-litert is not installed (pip install -e '.[realseg]'; CI installs it)"
-    from bodyscene.stimuli.segmenters.mediapipe_tflite import find_models
+    from bodyscene.stimuli.segmenters.mediapipe_tflite import find_detector, find_models
 
     from bodyscene.errors import BadInput
 
     try:
         find_models()
+        find_detector()
     except BadInput as exc:
         return str(exc)
     return None

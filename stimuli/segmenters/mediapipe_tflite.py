@@ -452,7 +452,7 @@ class MediapipeSegmenter:
                                        flags=cv2.INTER_NEAREST, borderValue=0).astype(bool))
             scores.append(det.score * presence)
             body = pose[-1]
-            if self.selfie is not None:
+            if self.mode == "combined":
                 selfies.append(self._selfie_in_box(frame, affine) > 0.5)
                 body = body | _touching(selfies[-1] & rois[-1], body)
             if not body.any():
@@ -467,7 +467,7 @@ class MediapipeSegmenter:
         if not scores:
             return self._by_boxes(frame, np.zeros((0, h, w), bool), [], boxes)
         masks = np.stack(pose)
-        if self.selfie is not None:
+        if self.mode == "combined":
             # the selfie mask has no instances: each pixel goes to the nearest pose mask, within
             # that person's square, and only the pieces touching that pose mask are kept
             dist = np.stack([cv2.distanceTransform((~m).astype(np.uint8), cv2.DIST_L2, 3)
@@ -484,6 +484,26 @@ class MediapipeSegmenter:
                 kept.append(int(i))
         return self._by_boxes(frame, masks[kept], [scores[i] for i in kept], boxes)
 
+    def _confirm(self, frame: np.ndarray, masks: np.ndarray, boxes: list) -> list:
+        """Person boxes for the pose people no frame box holds, from the detector run again on
+        a crop around each (a person small in the frame is seen at the detector's size)."""
+        h, w = frame.shape[:2]
+        more = []
+        for m in masks:
+            if any(m[int(b[1]):int(math.ceil(b[3])), int(b[0]):int(math.ceil(b[2]))].sum()
+                   >= 0.5 * m.sum() for _, b in boxes):
+                continue
+            ys, xs = np.nonzero(m)
+            if not len(xs):
+                continue
+            cx, cy = (xs.min() + xs.max()) / 2, (ys.min() + ys.max()) / 2
+            half = 0.625 * max(xs.max() - xs.min(), ys.max() - ys.min(), 8)
+            x0, y0 = int(max(cx - half, 0)), int(max(cy - half, 0))
+            x1, y1 = int(min(cx + half, w)), int(min(cy + half, h))
+            for score, box in self.person.detect(frame[y0:y1, x0:x1]):
+                more.append((score, box + np.array([x0, y0, x0, y0], np.float32)))
+        return more
+
     def _by_boxes(self, frame: np.ndarray, masks: np.ndarray, scores: list[float],
                   boxes: list | None) -> People:
         """With the person detector, it decides who is there: a pose person stays only if a
@@ -493,6 +513,7 @@ class MediapipeSegmenter:
         the detector, the pose people as they are."""
         h, w = frame.shape[:2]
         if boxes is not None:
+            boxes = list(boxes) + self._confirm(frame, masks, boxes)
             inside = []
             for score, box in boxes:
                 x0, y0 = np.clip(np.floor(box[:2]).astype(int), 0, [w, h])
