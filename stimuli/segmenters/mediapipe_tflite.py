@@ -529,9 +529,16 @@ class MediapipeSegmenter:
             keep = [i for i in keep if any(row[i] and (masks[i] & r).sum() >= self.min_box_fill
                                            * r.sum() for row, r in zip(held, inside))]
             masks, scores = list(masks[keep]), [scores[i] for i in keep]
-            for (score, box), region, row in zip(boxes, inside, held):
+            taken = np.zeros((h, w), bool)     # the boxes of the people kept so far
+            for region, row in zip(inside, held):
                 if any(row[i] for i in keep):
+                    taken |= region
+            for (score, box), region, row in zip(boxes, inside, held):
+                # a box mostly inside a kept person's box is a part of them seen again (a
+                # helmet, the upper body), not a second person
+                if any(row[i] for i in keep) or (region & taken).sum() >= 0.5 * region.sum():
                     continue
+                taken |= region
                 body = (self._selfie_box(frame, box) > 0.5) & region
                 if body.sum() < self.min_box_fill * region.sum():
                     body = region   # the selfie model sees nobody without a head: the box
