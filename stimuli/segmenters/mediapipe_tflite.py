@@ -344,13 +344,16 @@ class MediapipeSegmenter:
         self.selfie = (_interpreter(paths["selfie_segmentation.tflite"], threads)
                        if mode == "combined" or detector == "ssdlite" else None)
         self.person = None
+        if detector == "pose":
+            self.miss_hint = ("with detector=pose the mediapipe backend finds people by their "
+                              "face and misses most people filmed without their head in view; "
+                              "the default detector=ssdlite does not need a face")
         if detector == "ssdlite":
             from .ssd_person import PersonDetector
 
             self.person = PersonDetector(find_detector(models), person_conf, threads)
         # a mask filling less of its person box than this is not taken as that person's mask;
-        # the box itself is (measured on tests/real_photos.py: 0.25 and 0.4 give IoU 0.845
-        # and 0.857, both kept as the nearest round figure, not tuned further)
+        # the box itself is (a round figure, not tuned on tests/real_photos.py's three photos)
         self.min_box_fill = 0.25
         self.anchors = _anchor_centres()
         self.conf, self.presence, self.mode, self.max_people = conf, presence, mode, max_people
