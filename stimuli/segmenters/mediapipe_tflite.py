@@ -12,9 +12,10 @@ graph fetched with the models; `detector=ssdlite`, the default) together with th
 detector and the pose-landmark model's presence probability; never by the selfie model, whose
 mask is never empty (it marks part of a photo of a coffee cup). With `detector=pose` the
 BlazePose detector alone decides, as before issue 23: it finds people by the face. Per frame:
-  0. (detector=ssdlite) person boxes; none, nobody is there. At the end, a pose person stays
-     only inside a box, and a box left without one gets the selfie mask inside it, or the box
-     itself where that mask is nearly empty (people seen without a head).
+  0. (detector=ssdlite) person boxes on the whole frame. At the end, a pose person stays only
+     inside a box (for a pose person outside every box, the detector looks again on a crop
+     around them), and a box left without one gets the selfie mask inside it, or the box itself
+     where that mask is nearly empty (people seen without a head).
   1. pose_detection (224 px, letterboxed, RGB in [-1, 1]): 2254 anchors, each a box and four
      keypoints; sigmoid scores >= `conf`, weighted non-maximum suppression. It was trained on one
      person per image (a second person's score collapses), so people are found one per round:
@@ -429,9 +430,9 @@ class MediapipeSegmenter:
                              f"{frame.dtype}")
         frame = np.ascontiguousarray(frame)
         h, w = frame.shape[:2]
+        # no early exit without a box: a person the whole frame hides from the detector (squashed
+        # to 300x300) is often found on a crop around a pose person (_confirm)
         boxes = self.person.detect(frame) if self.person is not None else None
-        if boxes == []:
-            return People.none(h, w)
         work = frame.copy()
         painted = np.zeros((h, w), bool)
         grow = np.ones((2 * max(3, round(0.02 * math.hypot(h, w))) + 1,) * 2, np.uint8)
