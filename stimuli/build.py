@@ -5,7 +5,12 @@ one person mask per frame by a policy, and hand the items to the trial-set write
 the slow part (yolov8x-seg: seconds per frame on a CPU), so everything else runs beside it: a
 reader thread decodes the next videos while the model works, and a small thread pool composes
 and writes PNGs. Nothing a bad video does stops the run: it lands in rejected.csv with a reason.
-`--shard i/n` builds a deterministic 1/n of the videos; `merge` joins the shards."""
+`--shard i/n` builds a deterministic 1/n of the videos; `merge` joins the shards.
+
+Dropping videos is not neutral (a segmenter that misses people filmed without a face removes
+whole actions), so every build ends with a per-action tally, videos kept and rejected with the
+most common reason, printed and written to the run record, and a warning for every action that
+lost more than half of its videos."""
 
 from __future__ import annotations
 
@@ -27,7 +32,14 @@ from tqdm import tqdm
 
 from bodyscene.errors import BadInput
 from bodyscene.provenance import write_run_record
-from bodyscene.tables import Schema, is_int, non_empty, read_csv, write_csv_atomic
+from bodyscene.tables import (
+    Schema,
+    is_int,
+    non_empty,
+    read_csv,
+    write_csv_atomic,
+    write_json_atomic,
+)
 
 from .compose import MaskNoise
 from .segmenters import (
@@ -48,6 +60,7 @@ REJECTED_SCHEMA = Schema(
             "frame": lambda v: None if v == "" else is_int(0)(v)})
 _RECORD = re.compile(r"^build\.shard-(\d+)-of-(\d+)\.json$")
 _REJECTED_SHARD = re.compile(r"^rejected\.shard-(\d+)-of-(\d+)\.csv$")
+LOST_SHARE = 0.5   # an action that loses more than this share of its videos is warned about
 
 
 @dataclass
@@ -246,7 +259,10 @@ def build(cfg: BuildConfig, segmenter: Segmenter | None = None) -> Path:
         n_items, kept = _run(mine, cfg, segmenter, writer, rejections)
         writer.close()
         write_rejected(rejected_path, rejections)
-        print(_summary(cfg.shard, n_items, len(mine), kept, rejections, rejected_path))
+        print(_summary(cfg.shard, n_items, len(mine), len(kept), rejections, rejected_path))
+        tally = per_action(mine, kept, rejections)
+        _record_tally(out / f"build.shard-{i}-of-{n}.json", tally)
+        report_tally(tally, rejected_path, getattr(segmenter, "miss_hint", ""))
         if n == 1:
             return finalize(out, cfg.trials, run_config=ran)
         return writer.items_file
@@ -312,6 +328,84 @@ def _remove_failed_run(out: Path, before: set[Path] | None, shard: tuple[int, in
             p.unlink(missing_ok=True)
 
 
+def reason_kind(reason: str) -> str:
+    """A rejection reason without its numbers and details ("N people detected"), so reasons
+    of one kind are counted together."""
+    return re.sub(r"\d+(\.\d+)?", "N", reason.split(" (")[0].split(":")[0]).strip()
+
+
+def per_action(videos: list[Video], kept: set[str],
+               rejections: list[Rejection]) -> list[dict]:
+    """Per action: its videos, how many gave items (kept), how many gave none (rejected) and
+    the most common reason among those (its kind; ties go to the first in sorted order).
+    A file skipped before decoding counts under its folder's action."""
+    actions: dict[str, list[str]] = {}
+    for v in videos:
+        actions.setdefault(v.action, []).append(v.key)
+    reasons: dict[str, list[str]] = {}
+    for r in rejections:
+        reasons.setdefault(r.video, []).append(reason_kind(r.reason))
+    known = {v.key for v in videos}
+    for key in reasons:
+        if key not in known:
+            actions.setdefault(key.split("/")[0] if "/" in key else "(no action)",
+                               []).append(key)
+    rows = []
+    for action in sorted(actions):
+        lost = [k for k in actions[action] if k not in kept]
+        counts: dict[str, int] = {}
+        for k in lost:
+            # a video's own most common reason, then the action's over its lost videos
+            own = reasons.get(k) or ["no items"]
+            top = max(sorted(set(own)), key=own.count)
+            counts[top] = counts.get(top, 0) + 1
+        reason = max(sorted(counts), key=counts.get) if counts else ""
+        rows.append({"action": action, "videos": len(actions[action]),
+                     "kept": len(actions[action]) - len(lost), "rejected": len(lost),
+                     "reason": reason})
+    return rows
+
+
+def lost_actions(tally: list[dict]) -> list[dict]:
+    """The actions that lost more than LOST_SHARE of their videos."""
+    return [r for r in tally if r["videos"] and r["rejected"] > LOST_SHARE * r["videos"]]
+
+
+def format_tally(tally: list[dict]) -> str:
+    """The per-action table as printed at the end of a build."""
+    width = max([len(r["action"]) for r in tally] + [6])
+    lines = [f"per action: videos kept / rejected (most common reason)"]
+    for r in tally:
+        why = f"  ({r['reason']})" if r["rejected"] else ""
+        lines.append(f"  {r['action']:<{width}}  {r['kept']:>4} kept / {r['rejected']:>4} "
+                     f"rejected{why}")
+    return "\n".join(lines)
+
+
+def report_tally(tally: list[dict], rejected_path: Path, miss_hint: str = "") -> None:
+    """Print the per-action table, and a warning on stderr for every action that lost more
+    than half of its videos (the benchmark would silently lose that action's share).
+    `miss_hint` (a segmenter's `miss_hint`) follows a warning whose reason is a missed person."""
+    import sys
+
+    if not tally:
+        return
+    print(format_tally(tally))
+    for r in lost_actions(tally):
+        hint = f" ({miss_hint})" if miss_hint and r["reason"] == "no person detected" else ""
+        print(f"WARNING: action {r['action']!r} lost {r['rejected']} of its {r['videos']} "
+              f"videos (more than {100 * LOST_SHARE:.0f}%), mostly {r['reason']!r}{hint}; see "
+              f"{rejected_path}", file=sys.stderr)
+
+
+def _record_tally(record: Path, tally: list[dict]) -> None:
+    """Add the per-action tally to the build's run record (written when the run started)."""
+    data = json.loads(record.read_text(encoding="utf-8"))
+    data["per_action"] = tally
+    data["lost_actions"] = [r["action"] for r in lost_actions(tally)]
+    write_json_atomic(record, data, sort_keys=True)
+
+
 def _reasons(rejections: list[Rejection]) -> str:
     """The rejections counted by kind ("no person detected: 6 frame(s)"), for an error that
     removes rejected.csv along with the rest of a failed run."""
@@ -319,7 +413,7 @@ def _reasons(rejections: list[Rejection]) -> str:
         return ""
     kinds: dict[str, int] = {}
     for r in rejections:
-        kind = re.sub(r"\d+(\.\d+)?", "N", r.reason.split(" (")[0].split(":")[0])
+        kind = reason_kind(r.reason)
         kinds[kind] = kinds.get(kind, 0) + 1
     listed = "; ".join(f"{k}: {v}" for k, v in sorted(kinds.items(), key=lambda kv: -kv[1]))
     return f"Rejected: {listed}. "
@@ -340,9 +434,9 @@ def _summary(shard: tuple[int, int], n_items: int, n_videos: int, kept: int,
 
 
 def _run(videos: list[Video], cfg: BuildConfig, segmenter: Segmenter, writer: TrialSetWriter,
-         rejections: list[Rejection]) -> tuple[int, int]:
+         rejections: list[Rejection]) -> tuple[int, set[str]]:
     """The overlapped pipeline: reader thread -> segmenter (this thread) -> writer pool.
-    Returns the number of items and of videos that gave at least one."""
+    Returns the number of items and the keys of the videos that gave at least one."""
     q: queue.Queue = queue.Queue(maxsize=4)
     stop = threading.Event()
     reader = threading.Thread(target=_reader, args=(videos, cfg, q, stop), daemon=True,
@@ -389,7 +483,7 @@ def _run(videos: list[Video], cfg: BuildConfig, segmenter: Segmenter, writer: Tr
     finally:
         stop.set()
         reader.join(timeout=5)
-    return n_items, len(kept)
+    return n_items, kept
 
 
 def write_rejected(path: Path, rejections: list[Rejection]) -> Path:
@@ -423,19 +517,23 @@ def merge(out: str | Path) -> Path:
         raise BadInput(f"{out}: no shard records (build.shard-I-of-N.json); build the shards "
                        f"with `bodyscene stimuli build --shard I/N --out {out}` first")
     trials, first = None, None
+    tallies = []
     for p in records:
         try:
-            data = json.loads(p.read_text(encoding="utf-8"))["config"]["trials"]
+            record = json.loads(p.read_text(encoding="utf-8"))
+            data = record["config"]["trials"]
         except (ValueError, KeyError, TypeError) as exc:
             raise BadInput(f"{p}: not a readable build record ({exc})") from None
+        tallies.append(record.get("per_action") or [])
         if trials is None:
             trials, first = data, p
         elif data != trials:
             raise BadInput(f"{p}: built with different trial settings than {first.name} "
                            f"(e.g. --clip-frames, --k, --seed); shards must share them")
     cfg = trials_config_from_record(trials)
+    tally = merge_tallies(tallies)
     manifest = finalize(out, cfg, run_config={"merged_shards": [p.name for p in records],
-                                              "trials": cfg})
+                                              "trials": cfg, "per_action": tally})
     rows = []
     for p in sorted(out.glob("rejected.shard-*-of-*.csv")):
         if _REJECTED_SHARD.match(p.name):
@@ -445,4 +543,21 @@ def merge(out: str | Path) -> Path:
         write_rejected(target, [Rejection(r["video"], int(r["frame"]) if r["frame"] else None,
                                           r["reason"]) for r in rows])
     print(f"merged {len(records)} shard(s): {manifest}; {len(rows)} rejection(s) in {target}")
+    report_tally(tally, target)
     return manifest
+
+
+def merge_tallies(tallies: list[list[dict]]) -> list[dict]:
+    """The shards' per-action tallies added up; an action's reason is the one of the shard
+    where it lost the most videos."""
+    merged: dict[str, dict] = {}
+    worst: dict[str, int] = {}
+    for tally in tallies:
+        for r in tally:
+            m = merged.setdefault(r["action"], {"action": r["action"], "videos": 0, "kept": 0,
+                                                "rejected": 0, "reason": ""})
+            for k in ("videos", "kept", "rejected"):
+                m[k] += int(r[k])
+            if r["rejected"] > worst.get(r["action"], 0):
+                worst[r["action"]], m["reason"] = r["rejected"], r["reason"]
+    return [merged[a] for a in sorted(merged)]

