@@ -6,7 +6,6 @@ the simulated observers."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +14,7 @@ import pandas as pd
 from bodyscene.errors import BadInput
 from bodyscene.provenance import versions
 
-from .responses import RESPONSES_SCHEMA, read_responses
+from .responses import RESPONSES_SCHEMA, human_row, read_responses
 
 _SOFTWARE = ("bodyscene", "psychopy", "numpy", "python")
 
@@ -74,16 +73,11 @@ def response_row(trial, participant: str, session: int, response: str, rt_s: flo
                  choice_order: list[str], image_sha256: str, plan_sha256: str,
                  manifest_sha256: str, software: str, timing: dict | None = None,
                  simulated: bool = False) -> dict:
-    """The responses row for one answered trial (timing: stim_onset_s, stim_duration_s,
-    dropped_frames, refresh_hz as measured by the runner)."""
-    row = {
-        "agent": participant, "agent_kind": "human", "session": int(session),
-        "trial_id": trial.trial_id, "sha256": image_sha256, "response": response,
-        "correct": response == trial.action, "rt_s": rt_s, "order": int(trial.order),
-        "block": int(trial.block), "choice_order": ";".join(choice_order),
-        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "simulated": simulated,
-        "phase": trial.phase, "plan_sha256": plan_sha256, "manifest_sha256": manifest_sha256,
-        "software": software, "stim_intended_s": float(trial.duration_s),
-    }
-    row.update(timing or {})
-    return row
+    """The responses row for one answered plan trial (timing: stim_onset_s, stim_duration_s,
+    dropped_frames, refresh_hz, flags as measured by the runner), built by `human_row`."""
+    return human_row(agent=participant, session=session, trial_id=trial.trial_id,
+                     action=trial.action, sha256=image_sha256, response=response, rt_s=rt_s,
+                     order=trial.order, block=trial.block, choice_order=choice_order,
+                     phase=trial.phase, simulated=simulated, plan_sha256=plan_sha256,
+                     manifest_sha256=manifest_sha256, software=software,
+                     stim_intended_s=float(trial.duration_s), **(timing or {}))
