@@ -36,7 +36,8 @@ BROWSER_COLUMNS = ("browser", "screen_px", "window_px")
 
 CORE_COLUMNS = ("agent", "agent_kind", "session", "trial_id", "sha256", "response", "correct",
                 "rt_s", "order", "block", "choice_order", "timestamp", "simulated")
-TIMING_MODES = ("vsync", "software")
+# browser-raf: the web page timed the stimulus with requestAnimationFrame callbacks
+TIMING_MODES = ("vsync", "software", "browser-raf")
 # Recorded by the experiment beside the core columns: which part of the session the trial
 # belonged to (statistics use `main` only; empty means main), the hashes that tie the file to
 # its plan and manifest, software versions, and per-trial frame timing taken from the flips
