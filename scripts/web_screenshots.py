@@ -53,7 +53,7 @@ def make_study(work: Path, actions: int, k: int) -> tuple[Path, Path]:
 
 def shoot(browser, server, size, out: Path, prefix: str, wanted: set[str]) -> list[Path]:
     """Answer the session, saving `prefix-<screen>.png` once per wanted screen."""
-    page = wb.open_page(browser, server.url, "P01", size=size)
+    page = wb.open_page(browser, server, "P01", size=size)
     saved: dict[str, Path] = {}
 
     def grab(name: str) -> None:

@@ -69,7 +69,7 @@ def test_session_with_reload_and_server_crash_matches_plan(study, browser, tmp_p
     data = tmp_path / "data"
     server = wb.Server(plan.dir, data, site)
     try:
-        page = wb.open_page(browser, server.url, "P01")
+        page = wb.open_page(browser, server, "P01")
         # a reload while the fourth trial is on screen: the page resumes at that trial
         wb.drive(page, lambda s: s["acked"] >= 3 and s["screen"] == "trial")
         page.reload()
@@ -95,9 +95,9 @@ def test_session_with_reload_and_server_crash_matches_plan(study, browser, tmp_p
         # who has finished gets the end screen again, not a second session: from the same
         # browser, and from a fresh one that only the server remembers
         before = (data / "P01_s1_bodyscene.csv").read_bytes()
-        again = wb.open_page(browser, server.url, "P01", context=page.context)
+        again = wb.open_page(browser, server, "P01", context=page.context)
         assert wb.drive(again, lambda s: s["screen"] == "end")["saved"]
-        fresh = wb.open_page(browser, server.url, "P01")
+        fresh = wb.open_page(browser, server, "P01")
         assert wb.drive(fresh, lambda s: s["screen"] == "end")["saved"]
         assert (data / "P01_s1_bodyscene.csv").read_bytes() == before
     finally:
@@ -167,7 +167,7 @@ def test_clips_play_their_frames_at_the_manifest_fps(browser, tmp_path):
                                  quiet=True, fullscreen=False))
     server = wb.Server(plan.dir, tmp_path / "data", site)
     try:
-        page = wb.open_page(browser, server.url, "P01")
+        page = wb.open_page(browser, server, "P01")
         wb.drive(page, lambda s: s["screen"] == "end" and s.get("saved"))
     finally:
         server.stop()

@@ -68,8 +68,21 @@ class Server:
         if not line.startswith("serving "):
             self.proc.kill()
             raise RuntimeError(f"serve did not start: {line!r}")
-        self.url = line.split()[1].split("/?")[0]
+        self.url = line.split()[1].split("/?")[0].rstrip("/")
         self.port = int(self.url.rsplit(":", 1)[1])
+        self.data, self.plan = Path(data), Path(plan)
+
+    def link(self, participant: str, **params: str) -> str:
+        """The participant's URL with its session token, as `experiment links` writes it."""
+        from urllib.parse import urlencode
+
+        from bodyscene.human_study.plan import read_plan
+        from bodyscene.human_study.web.tokens import load_secret, session_token
+
+        token = session_token(load_secret(self.data), read_plan(self.plan).sha256, participant,
+                              1)
+        return f"{self.url}/?" + urlencode({"participant": participant, "token": token,
+                                            **params})
 
     def kill9(self) -> None:
         os.kill(self.proc.pid, signal.SIGKILL)   # this process only, by its id
@@ -89,13 +102,13 @@ def launch(playwright):
     return playwright.chromium.launch(executable_path=chromium(), headless=True)
 
 
-def open_page(browser, url: str, participant: str, size=(1024, 768), context=None):
+def open_page(browser, server: "Server", participant: str, size=(1024, 768), context=None):
     ctx = context or browser.new_context(viewport={"width": size[0], "height": size[1]})
     page = ctx.new_page()
     page.errors = []
     page.on("pageerror", lambda e: page.errors.append(str(e)))
     page.add_init_script(f"window.__bsKey = 'bodyscene:{participant}:s1';")
-    page.goto(f"{url}/?participant={participant}")
+    page.goto(server.link(participant))
     return page
 
 

@@ -33,7 +33,7 @@ VENDOR_FILES = {
     "jspsych": {"dist/index.browser.min.js": "jspsych.js", "css/jspsych.css": "jspsych.css"},
     **{f"@jspsych/plugin-{p}": {"dist/index.browser.min.js": f"plugin-{p}.js"}
        for p in ("preload", "html-keyboard-response", "image-keyboard-response", "instructions",
-                 "survey-text", "fullscreen", "browser-check")},
+                 "fullscreen", "browser-check")},
 }
 
 
@@ -42,7 +42,8 @@ class WebTexts:
     """Texts only the online version shows (the lab config's `texts` supply the rest).
     `{participant}` and `{code}` are filled in."""
 
-    participant_prompt: str = "Please enter your participant ID."
+    no_link: str = ("Please open this study through the participant link you were given (it "
+                    "holds your access token).")
     end: str = "Thank you! The session is complete."   # replaces the lab's (no key to close)
     unknown_participant: str = "There is no participant {participant} in this study."
     loading: str = "Loading the pictures..."

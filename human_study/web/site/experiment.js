@@ -287,18 +287,18 @@ async function main() {
     message("<p>This page must be opened over https (or on this computer) to run.</p>"); return;
   }
 
-  if (!pid) {                 // no ?participant=: the server assigns one, or the person types it
-    try { pid = (await getJson(api + "api/assign", { method: "POST", headers: { "Content-Type": "application/json" },
-                                                     body: JSON.stringify({ recruitment }) })).participant; }
+  let token = url.searchParams.get("token");
+  if (!pid) {                 // no ?participant=: the server assigns one, with its token
+    try { ({ participant: pid, token } = await getJson(api + "api/assign", { method: "POST", headers: { "Content-Type": "application/json" },
+                                                                           body: JSON.stringify({ recruitment }) })); }
     catch (e) { pid = null; }
-    if (!pid) {
-      const ask = initJsPsych();
-      await ask.run([{ type: jsPsychSurveyText, questions: [{ prompt: cfg.texts.participant_prompt, name: "pid", required: true }] }]);
-      pid = ask.data.get().values()[0].response.pid.trim();
+    if (pid) {
+      url.searchParams.set("participant", pid);
+      url.searchParams.set("token", token);
+      history.replaceState(null, "", url);    // a reload keeps the participant and its token
     }
-    url.searchParams.set("participant", pid);
-    history.replaceState(null, "", url);      // a reload keeps the participant
   }
+  if (!pid || !token) { message(textHtml(cfg.texts.no_link)); return; }   // posts need the token
   let plan;
   try { plan = await getJson(`plan/${encodeURIComponent(pid)}.json`); }
   catch (e) { message(`<p>${escapeHtml(fill(cfg.texts.unknown_participant, { participant: pid }))}</p>`); return; }
@@ -306,7 +306,7 @@ async function main() {
   const queue = new Queue(api, `bodyscene:${pid}:s${session}`, plan.plan_sha256);
   queue.flush();                              // anything left from before a reload goes first
   let server = { done: [], complete: false };
-  try { server = await getJson(`${api}api/session/${encodeURIComponent(pid)}?session=${session}`); }
+  try { server = await getJson(`${api}api/session/${encodeURIComponent(pid)}?session=${session}&token=${encodeURIComponent(token)}`); }
   catch (e) { /* server unreachable: go on from the local record; answers wait in the queue */ }
   const endScreen = (saved) => {
     const code = cfg.completion_code ? `<p class="bs-code">${escapeHtml(fill(cfg.texts.completion_code, { code: cfg.completion_code }))}</p>` : "";
@@ -322,7 +322,7 @@ async function main() {
   const todo = plan.trials.filter((t) => !held.has(t.order));
   const previous = plan.trials.filter((t) => held.has(t.order)).pop() || null;
   const resuming = held.size > 0;
-  queue.push("api/start", { participant: pid, session, plan_sha256: plan.plan_sha256, recruitment,
+  queue.push("api/start", { participant: pid, session, token, plan_sha256: plan.plan_sha256, recruitment,
                             resumed: resuming, first_order: todo.length ? todo[0].order : null,
                             browser: browserName(), user_agent: navigator.userAgent.slice(0, 300),
                             screen_px: `${screen.width}x${screen.height}`, window_px: `${innerWidth}x${innerHeight}`,
@@ -383,7 +383,7 @@ async function main() {
       data: { screen: "trial", order: t.order },
       on_start: () => { attempt = queue.attempt(t.order); },
       on_finish: (d) => queue.push("api/trial", {
-        participant: pid, session, trial: t.trial, order: t.order, sha256: stimuli.get(t.order).sha256,
+        participant: pid, session, token, trial: t.trial, order: t.order, sha256: stimuli.get(t.order).sha256,
         response: d.response, rt_s: d.rt_s, choice_order: choices,
         stim_intended_s: d.intended_frames * F / 1000, stim_onset_s: d.stim_onset_ms / 1000,
         stim_offset_s: d.stim_offset_ms / 1000, stim_duration_s: (d.stim_offset_ms - d.stim_onset_ms) / 1000,
