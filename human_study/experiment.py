@@ -31,7 +31,8 @@ from bodyscene.provenance import write_run_record
 from bodyscene.stimuli.manifest import stimulus_frames, stimulus_sha256
 from bodyscene.tables import write_json_atomic
 
-from .labconfig import LabConfig, check_keys, check_labels, frames_for, load_lab_config
+from .labconfig import (KEYS, LabConfig, check_keys, check_labels, frames_for,
+                        load_lab_config)
 from .layout import layout_labels
 from .plan import read_plan
 from .responses import ResponseWriter
@@ -533,7 +534,7 @@ class Screen:
     # --- screens ----------------------------------------------------------------------------
     def text_screen(self, message: str, kind: str) -> None:
         """A text wrapped to the window, shown until the continue key (Escape quits)."""
-        key = self.lab.texts.continue_key
+        key = KEYS[self.lab.texts.continue_key].psychopy
         self.text.text = message
         self.text.height = self.text_px
         while self.text.boundingBox[1] > 0.9 * self.height and self.text.height > 8:

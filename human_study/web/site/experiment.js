@@ -329,14 +329,17 @@ async function main() {
                             device_pixel_ratio: devicePixelRatio, client: CLIENT_VERSION });
 
   message(`<p>${escapeHtml(cfg.texts.loading)} <span id="bs-progress"></span></p>`);
-  const refresh = await measureRefresh(120);
+  // as long as the lab's refresh_measure_s at 60 Hz (the rate is not known yet)
+  const refresh = await measureRefresh(Math.max(12, Math.round(cfg.timing.refresh_measure_s * 60)));
   const F = refresh.frame_ms;
   let stimuli;
   try {
     stimuli = await loadStimuli(todo, (i, n) => { const el = document.getElementById("bs-progress"); if (el) el.textContent = `${i}/${n}`; });
   } catch (e) { message(`<p>${escapeHtml(cfg.texts.load_failed)}</p><p>${escapeHtml(e.message)}</p>`); return; }
   document.body.innerHTML = "";
+  let declined = false;
   const jsPsych = initJsPsych({ on_finish: async () => {
+    if (declined) { message(textHtml(cfg.texts.declined)); return; }   // nothing was recorded
     message(`<p>${escapeHtml(cfg.texts.saving)}</p>`);
     if (document.fullscreenElement) document.exitFullscreen().catch(() => {});
     const saved = await queue.drain(120000) && queue.s.refused.length === 0;
@@ -345,7 +348,7 @@ async function main() {
   } });
   const software = `bodyscene-web=${CLIENT_VERSION};jspsych=${jsPsych.version()};${browserName()}`;
   const frames = (s) => Math.max(0, Math.round(s * 1000 / F));
-  const key = cfg.texts.continue_key === "space" ? " " : cfg.texts.continue_key;
+  const key = cfg.keys.continue;            // KeyboardEvent.key, translated by export-web
   const textScreen = (text, name) => ({ type: jsPsychHtmlKeyboardResponse, stimulus: textHtml(text),
                                         choices: [key], data: { screen: name } });
   window.__bodyscene = { jsPsych, plan, queue, refresh, todo: todo.map((t) => t.order) };   // for tests
@@ -354,6 +357,12 @@ async function main() {
                       minimum_width: cfg.minimum_window[0], minimum_height: cfg.minimum_window[1],
                       inclusion_function: (d) => !d.mobile,
                       exclusion_message: () => textHtml(cfg.texts.excluded) }];
+  if (cfg.procedure.consent && !resuming) {      // as the lab: the key agrees, Escape declines
+    timeline.push({ type: jsPsychHtmlKeyboardResponse, stimulus: textHtml(cfg.texts.consent),
+                    choices: [key, "Escape"], data: { screen: "consent" },
+                    on_finish: (d) => { if (jsPsych.pluginAPI.compareKeys(d.response, "Escape")) {
+                      declined = true; jsPsych.abortExperiment(textHtml(cfg.texts.declined)); } } });
+  }
   timeline.push(resuming ? textScreen(cfg.texts.resume, "resume")
     : { type: jsPsychInstructions, pages: [textHtml(cfg.texts.instructions)], key_forward: key,
         show_clickable_nav: false, data: { screen: "instructions" } });
