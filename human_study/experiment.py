@@ -173,7 +173,10 @@ def check_screen(lab: LabConfig, real: tuple[int, int], where_: str | Path) -> s
     note = (f"{where_}: monitor.resolution is {profile[0]}x{profile[1]} but the screen is "
             f"{real[0]}x{real[1]}, so sizes in degrees would be wrong")
     if lab.monitor.screen_check == "refuse":
-        raise BadInput(note + "; correct the profile (or set monitor.screen_check to \"warn\")")
+        fix = (f"correct monitor.resolution in {where_}" if Path(str(where_)).suffix else
+               f"write a profile with `bodyscene experiment config --out lab.json`, set its "
+               f"monitor.resolution to [{real[0]}, {real[1]}] and pass --config lab.json")
+        raise BadInput(f"{note}; {fix} (or set monitor.screen_check to \"warn\")")
     print(f"bodyscene: warning: {note} (screen_check=warn: going on, recorded)", file=sys.stderr)
     return note
 
@@ -406,7 +409,7 @@ class Screen:
         """Measure the refresh once, within `timing.refresh_measure_s`, and decide how flips are
         timed; refuse (BadInput) when the display cannot be trusted and no rate is assumed."""
         budget = self.lab.timing.refresh_measure_s
-        msg = f"Measuring the display's refresh rate (at most {budget:g} s) ..."
+        msg = self.lab.texts.preparing        # the participant's words, not the technician's
         self.text.text = msg
         t0 = self.core.getTime()
         for _ in range(5):  # time a few flips to know how many fit the budget

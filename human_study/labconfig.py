@@ -84,6 +84,7 @@ class Texts:
     correct: str = "Correct"
     wrong: str = "Wrong: it was {answer}"
     timeout: str = "Too slow"
+    preparing: str = "Please wait a moment..."   # while the lab runner measures the display
     end: str = ("Thank you! The session is complete.\nYour completion code: {code}\n\n"
                 "Press {continue_key} to close.")
     continue_key: str = "space"

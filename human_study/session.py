@@ -44,15 +44,25 @@ def remaining_trials(trials: pd.DataFrame, path: Path, resume: bool,
     exists = path.exists() and path.stat().st_size > 0
     if not exists:
         return trials
+    done = read_responses(path)
+    complete = len(done) and set(trials["order"]) <= set(done["order"])
+    if not resume and complete:
+        raise BadInput(f"{path}: this participant's session is complete; give a new "
+                       f"participant id, or --session {session_of(path) + 1} for another session "
+                       f"(nothing is overwritten)")
     if not resume:
         raise BadInput(f"{path}: data for this participant and session already exist; rerun "
                        f"with --resume to continue it (nothing is overwritten)")
-    done = read_responses(path)
     if len(done) and set(done["plan_sha256"]) != {plan_sha256}:
         raise BadInput(f"{path}: was recorded with another plan (plan_sha256 differs); it "
                        f"cannot be resumed with this one")
     last = int(done["order"].max()) if len(done) else -1
     return trials[trials["order"] > last]
+
+
+def session_of(path: Path) -> int:
+    """The session number in a `responses_path` name."""
+    return int(path.name.rsplit("_s", 1)[1].split("_", 1)[0])
 
 
 def shuffled_choices(choices: str, rng: np.random.Generator) -> list[str]:

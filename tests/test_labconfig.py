@@ -160,3 +160,13 @@ def test_the_docs_example_config_is_what_experiment_config_writes(tmp_path):
     for key, text in shown["texts"].items():
         if "..." not in text:
             assert text == written["texts"][key], key
+
+
+def test_a_resolution_mismatch_says_how_to_make_a_profile():
+    from bodyscene.human_study.experiment import check_screen
+
+    with pytest.raises(BadInput, match=r"bodyscene experiment config --out lab.json`, set its "
+                                       r"monitor.resolution to \[800, 600\] and pass --config"):
+        check_screen(LabConfig(), (800, 600), "lab config")
+    with pytest.raises(BadInput, match="correct monitor.resolution in lab.json"):
+        check_screen(LabConfig(), (800, 600), "lab.json")

@@ -210,6 +210,13 @@ def test_resume_bookkeeping(manifest, tmp_path):
         remaining_trials(trials, path, True, "0" * 64)
     with pytest.raises(BadInput, match="cannot name a data file"):
         responses_path(tmp_path, "../P01", 1)
+    with ResponseWriter(path, columns=response_columns(), mode="append") as w:
+        for t in trials.iloc[4:].itertuples():
+            w.write(response_row(t, "P01", 1, t.action, 0.5, t.choices.split(";"), t.sha256,
+                                 plan.sha256, plan.manifest_sha256, "x"))
+    with pytest.raises(BadInput, match="complete; give a new participant id, or --session 2"):
+        remaining_trials(trials, path, False, plan.sha256)   # not --resume: it is complete
+    assert remaining_trials(trials, path, True, plan.sha256).empty
 
 
 def test_default_practice_takes_what_the_split_offers(tmp_path):

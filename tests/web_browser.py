@@ -116,10 +116,11 @@ def state(page) -> dict:
     return page.evaluate(STATE_JS)
 
 
-def drive(page, until, key_for=lambda s: str(1 + s["order"] % s["k"]), timeout: float = 90):
-    """Answer screens as a participant would until `until(state)` is true: space on text
-    screens, a click on the full-screen button, and on each trial the key `key_for(state)`
-    once its choices are up. Returns the last state."""
+def drive(page, until, key_for=lambda s: str(1 + s["order"] % s["k"]), timeout: float = 90,
+          continue_key: str = " "):
+    """Answer screens as a participant would until `until(state)` is true: `continue_key` (a
+    Playwright key name) on text screens, a click on the full-screen button, and on each trial
+    the key `key_for(state)` once its choices are up. Returns the last state."""
     deadline = time.time() + timeout
     answered = None
     while True:
@@ -134,8 +135,8 @@ def drive(page, until, key_for=lambda s: str(1 + s["order"] % s["k"]), timeout: 
             except Exception:  # noqa: BLE001 - gone between the look and the click
                 pass
             page.wait_for_timeout(50)
-        elif s["screen"] in ("instructions", "resume", "practice", "main", "break"):
-            page.keyboard.press(" ")
+        elif s["screen"] in ("instructions", "consent", "resume", "practice", "main", "break"):
+            page.keyboard.press(continue_key)
             page.wait_for_timeout(30)
         elif s["screen"] == "trial" and s["labels"] and s["order"] != answered:
             page.keyboard.press(key_for(s))
