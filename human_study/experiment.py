@@ -41,9 +41,8 @@ from .session import (
     response_columns,
     response_row,
     responses_path,
-    shuffled_choices,
+    choice_order,
     software_string,
-    trial_rng,
 )
 
 SCREENS = ("consent", "instructions", "fixation", "stimulus", "mask", "response", "feedback",
@@ -562,8 +561,8 @@ class Screen:
         """One trial. Textures and the response labels are made before the blank screen so
         that nothing slow happens between the flips that time the stimulus."""
         t = self.lab.timing
-        order = shuffled_choices(trial.choices, trial_rng(plan_sha256 + participant,
-                                                          trial.order))
+        order = choice_order(trial.choices, plan_sha256 + participant, trial.order,
+                             self.lab.procedure.choice_order)
         labels = self._labels(order)
         images = self._load(stimulus)
         if len(images) == 1:

@@ -48,13 +48,16 @@ class Timing:
 @dataclass
 class Procedure:
     """What happens around the trials: participant info asked for (besides id and session),
-    a consent screen, the practice criterion, and the completion code on the end screen."""
+    a consent screen, the practice criterion, the completion code on the end screen, and
+    whether the choices change places every trial or keep one order per participant (the
+    instructions say which through `{choice_order}`)."""
 
     participant_fields: list[str] = field(default_factory=list)  # e.g. ["age", "handedness"]
     consent: bool = False
     practice_criterion: float = 0.0   # repeat practice until this fraction correct (0: once)
     practice_max_rounds: int = 3      # practice is shown at most this many times
     completion_code: str = ""         # "": a random code per session
+    choice_order: str = "trial"       # "trial": shuffled every trial; "participant": one order
 
 
 @dataclass
@@ -65,7 +68,8 @@ class Texts:
     instructions: str = ("In each trial a picture of a person doing an action appears "
                          "briefly after a cross.\nSometimes you will see only the person, only "
                          "the background, or both.\n\nChoose the action with the number keys or "
-                         "by clicking on its name.\nAnswer as accurately as you can.\n\n"
+                         "by clicking on its name.\n{choice_order}\nAnswer as accurately as "
+                         "you can.\n\n"
                          "Press {continue_key} to start.")
     consent: str = ("This study records your answers and response times, with no name "
                     "attached.\nYou may stop at any time with Escape.\n\nPress {continue_key} if "
@@ -84,6 +88,8 @@ class Texts:
     correct: str = "Correct"
     wrong: str = "Wrong: it was {answer}"
     timeout: str = "Too slow"
+    order_trial: str = "The order of the choices changes from trial to trial."
+    order_participant: str = "The choices stay in the same order throughout."
     preparing: str = "Please wait a moment..."   # while the lab runner measures the display
     end: str = ("Thank you! The session is complete.\nYour completion code: {code}\n\n"
                 "Press {continue_key} to close.")
@@ -177,17 +183,21 @@ def load_lab_config(path: str | Path | None) -> LabConfig:
 
 
 def _fill_keys(cfg: LabConfig) -> LabConfig:
-    """Every text with `{continue_key}` replaced by the key's words (other placeholders kept
-    for the screen that fills them), so no screen can name a key that does not work."""
+    """Every text with `{continue_key}` replaced by the key's words and `{choice_order}` by
+    the sentence for the configured order (other placeholders kept for the screen that fills
+    them), so no screen can name a key that does not work or promise another order."""
     shown = KEYS[cfg.texts.continue_key].shown
+    order = (cfg.texts.order_participant if cfg.procedure.choice_order == "participant"
+             else cfg.texts.order_trial)
     for f in fields(cfg.texts):
         if f.name in KEY_FIELDS:
             continue
         out = []
         for literal, name, spec, conv in string.Formatter().parse(getattr(cfg.texts, f.name)):
             out.append(literal.replace("{", "{{").replace("}", "}}"))
-            if name == "continue_key":
-                out.append(shown.replace("{", "{{").replace("}", "}}"))
+            if name in ("continue_key", "choice_order"):
+                said = shown if name == "continue_key" else order
+                out.append(said.replace("{", "{{").replace("}", "}}"))
             elif name is not None:
                 out.append("{" + name + (f"!{conv}" if conv else "") +
                            (f":{spec}" if spec else "") + "}")
@@ -241,6 +251,9 @@ def _check(path: Path, cfg: LabConfig) -> None:
     if not 0.0 <= p.practice_criterion <= 1.0:
         raise BadInput(f"{path}: procedure.practice_criterion is a fraction in [0, 1], got "
                        f"{p.practice_criterion}")
+    if p.choice_order not in ("trial", "participant"):
+        raise BadInput(f"{path}: procedure.choice_order must be \"trial\" or \"participant\", "
+                       f"got {p.choice_order!r}")
     if p.practice_max_rounds < 1:
         raise BadInput(f"{path}: procedure.practice_max_rounds must be >= 1")
     bad = [f for f in p.participant_fields if f in ("participant", "session")
@@ -263,7 +276,7 @@ def _check(path: Path, cfg: LabConfig) -> None:
 def _render(path: Path, name: str, template: str) -> str:
     """Render a text once with its allowed placeholders, so a mistake shows now, not at the
     first break of a session."""
-    allowed = {**PLACEHOLDERS.get(name, {}), "continue_key": "space"}
+    allowed = {**PLACEHOLDERS.get(name, {}), "continue_key": "space", "choice_order": "..."}
     try:
         used = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
     except ValueError as exc:

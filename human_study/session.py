@@ -72,6 +72,18 @@ def shuffled_choices(choices: str, rng: np.random.Generator) -> list[str]:
     return order
 
 
+def choice_order(choices: str, seed_text: str, order: int, mode: str = "trial") -> list[str]:
+    """The on-screen order of a trial's choices: shuffled afresh per trial (`trial`), or in
+    one fixed order per participant (`participant`: actions ranked by a hash of the participant
+    seed, so every trial lists its actions in the same relative order)."""
+    if mode == "participant":
+        import hashlib
+
+        rank = lambda a: hashlib.sha256(f"{seed_text}:{a}".encode()).hexdigest()  # noqa: E731
+        return sorted((c for c in choices.split(";") if c), key=rank)
+    return shuffled_choices(choices, trial_rng(seed_text, order))
+
+
 def trial_rng(seed_text: str, order: int) -> np.random.Generator:
     """A generator for one trial's choice order, reproducible from the plan hash, participant
     and trial position (so a resumed session shows the same order it would have)."""

@@ -170,3 +170,26 @@ def test_a_resolution_mismatch_says_how_to_make_a_profile():
         check_screen(LabConfig(), (800, 600), "lab config")
     with pytest.raises(BadInput, match="correct monitor.resolution in lab.json"):
         check_screen(LabConfig(), (800, 600), "lab.json")
+
+
+@pytest.mark.parametrize("mode", ["trial", "participant"])
+def test_the_choice_order_is_fixed_per_participant_on_request_and_the_instructions_say_which(
+        tmp_path, mode):
+    from bodyscene.human_study.session import choice_order
+
+    path = tmp_path / "lab.json"
+    path.write_text(json.dumps({"procedure": {"choice_order": mode}}))
+    lab = load_lab_config(path)
+    said = {"trial": "changes from trial to trial", "participant": "stay in the same order"}
+    assert said[mode] in lab.texts.instructions and "{choice_order}" not in lab.texts.instructions
+    actions = [f"a{i}" for i in range(8)]
+    orders = [choice_order(";".join(actions[i:i + 4]), "0123456789abcdefP01", i, mode) for i in range(5)]
+    pairs = {(a, b) for o in orders for i, a in enumerate(o) for b in o[i + 1:]}
+    consistent = not any((b, a) in pairs for a, b in pairs)   # one relative order throughout
+    assert consistent == (mode == "participant")
+    for o, i in zip(orders, range(5)):
+        assert sorted(o) == actions[i:i + 4]
+        assert o == choice_order(";".join(actions[i:i + 4]), "0123456789abcdefP01", i, mode)  # reproducible
+    path.write_text(json.dumps({"procedure": {"choice_order": "random"}}))
+    with pytest.raises(BadInput, match="procedure.choice_order must be"):
+        load_lab_config(path)

@@ -163,7 +163,8 @@ def site_config(cfg: WebConfig, plan: Plan, lab: LabConfig, texts: WebTexts,
         "completion_code": code, "redirect_url": cfg.redirect_url,
         "fullscreen": cfg.fullscreen, "minimum_window": list(cfg.minimum_window),
         "stimulus_px": stimulus_px(lab), "timing": asdict(lab.timing),
-        "procedure": {"consent": lab.procedure.consent},
+        "procedure": {"consent": lab.procedure.consent,
+                      "choice_order": lab.procedure.choice_order},
         "texts": {**lab_texts, **asdict(texts)},
         "labels": {a: lab.label(a) for a in plan_actions(plan)},   # display names, as the lab
         "keys": {"continue": KEYS[lab.texts.continue_key].browser},  # KeyboardEvent.key

@@ -380,7 +380,9 @@ async function main() {
       timeline.push(textScreen(fill(cfg.texts.break_, { n: t.block, total: nBlocks }), "break"));
     }
     lastPhase = t.phase; lastBlock = t.block;
-    const choices = seededShuffle(t.choices, `${plan.plan_sha256}:${pid}:${session}:${t.order}`);
+    const choices = cfg.procedure.choice_order === "participant"   // one order for this participant
+      ? t.choices.slice().sort((a, b) => fnv1a(`${plan.plan_sha256}:${pid}:${a}`) - fnv1a(`${plan.plan_sha256}:${pid}:${b}`))
+      : seededShuffle(t.choices, `${plan.plan_sha256}:${pid}:${session}:${t.order}`);
     const holds = t.frames.length === 1 ? [Math.max(1, frames(t.duration_s))]
       : t.frames.map(() => Math.max(1, frames(1 / t.fps)));
     let attempt = 0;
