@@ -521,7 +521,7 @@ class Screen:
         self.win.backend.dispatchEvents()
         time.sleep(seconds)
 
-    def shoot(self, kind: str, info: str = "") -> None:
+    def shoot(self, kind: str, info: object = "") -> None:
         """Save the back buffer as <kind>.png the first time each kind of screen is drawn."""
         if self.screenshots is None or kind in self._shot_done:
             return
@@ -681,7 +681,8 @@ class Screen:
         self.prompt.draw()
         for lab in labels:
             lab.draw()
-        self.shoot("response")
+        self.shoot("response", [[round(b.x, 1), round(b.y, 1), round(b.w, 1), round(b.h, 1)]
+                                for b in self.label_boxes])   # where each label is (x, y, w, h)
         self.win.callOnFlip(self.kb.clock.reset)
         onset = self.flip()
         index = len(self.win.frameIntervals)
@@ -689,8 +690,11 @@ class Screen:
             self._tick_at_offset = self._tick
         self.win.recordFrameIntervals = False
         self._drain()
+        # Clicks are read as press events since the last reset, not as "is the button down
+        # now": a tap (press and release between two polls) is not missed, and a button
+        # already down at onset answers nothing.
         self.mouse.clickReset()
-        was_pressed = True  # ignore a button already down at onset
+        reset_at = self.core.getTime()
         while True:
             for key in self._keys(keys + ["escape"]):
                 if key.name == "escape":
@@ -699,12 +703,14 @@ class Screen:
                     continue  # pressed before the labels appeared: answers nothing
                 return order[int(key.name.split("_")[-1]) - 1], float(key.rt), (onset, index), \
                     False
-            pressed = self.mouse.getPressed()[0]
-            if pressed and not was_pressed:
+            pressed_after = self.mouse.getPressed(getTime=True)[1][0]
+            if pressed_after > 0:
+                rt = reset_at + pressed_after - onset
+                self.mouse.clickReset()          # a click beside the labels answers nothing
+                reset_at = self.core.getTime()
                 for action, lab in zip(order, labels):
                     if lab.contains(self.mouse):
-                        return action, float(self.core.getTime() - onset), (onset, index), False
-            was_pressed = pressed
+                        return action, float(rt), (onset, index), False
             if deadline and self.core.getTime() - onset >= deadline:
                 return "", None, (onset, index), True
             if self._sigterm:

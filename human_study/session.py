@@ -102,4 +102,4 @@ def response_row(trial, participant: str, session: int, response: str, rt_s: flo
                      order=trial.order, block=trial.block, choice_order=choice_order,
                      phase=trial.phase, simulated=simulated, plan_sha256=plan_sha256,
                      manifest_sha256=manifest_sha256, software=software,
-                     stim_intended_s=float(trial.duration_s), **(timing or {}))
+                     **{"stim_intended_s": float(trial.duration_s), **(timing or {})})

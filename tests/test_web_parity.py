@@ -37,7 +37,7 @@ def test_lab_and_web_write_the_same_rows_for_the_same_plan(display, sessions, tm
 
     from bodyscene.human_study.web.export import WebConfig, export_site
 
-    manifest = write_toy_manifest(tmp_path / "toy", items_per_split={"val": 1, "test": 2},
+    manifest = write_toy_manifest(tmp_path / "toy", items_per_split={"train": 1, "val": 1, "test": 2},
                                   size=16)
     plan = read_plan(make_plan(manifest, tmp_path / "plan", PlanConfig(
         n_participants=1, practice_items=2, catch_trials=1, break_every=3, stimulus_s=0.1)))
