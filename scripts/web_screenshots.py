@@ -4,8 +4,8 @@ Renders a small synthetic trial set with k = 4 and k = 8 choices, exports the si
 on 127.0.0.1 and answers it in headless Chromium (Debian's, through Playwright), saving each
 kind of screen the first time it appears: the whole session with k = 4 in a 1280x800 window,
 the response and stimulus screens with k = 4, and consent, instructions, the response screen
-and the end page with k = 8, in a small (800x600) and a large (1920x1080) window. Durations are stretched (lab config below) so the fixation and stimulus screens can be
-caught. Needs Chromium, npm and the web extra (bash scripts/install-web.sh).
+and the end page with k = 8, in a small (800x600) and a large (1920x1080) window. Durations
+are stretched (lab config below) so the fixation and stimulus screens can be caught. Needs Chromium, npm and the web extra (bash scripts/install-web.sh).
 
     python scripts/web_screenshots.py --out docs/screens/web
 """

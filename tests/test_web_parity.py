@@ -29,7 +29,8 @@ MEASURED = ("response", "correct", "rt_s", "choice_order", "timestamp", "softwar
             "anticipation")
 
 
-def test_lab_and_web_write_the_same_rows_for_the_same_plan(display, sessions, tmp_path):  # noqa: F811
+def test_lab_and_web_write_the_same_rows_for_the_same_plan(display, sessions,  # noqa: F811
+                                                          tmp_path):
     reason = _missing() or wb.missing()
     if reason:
         pytest.skip(reason)
@@ -37,8 +38,8 @@ def test_lab_and_web_write_the_same_rows_for_the_same_plan(display, sessions, tm
 
     from bodyscene.human_study.web.export import WebConfig, export_site
 
-    manifest = write_toy_manifest(tmp_path / "toy", items_per_split={"train": 1, "val": 1, "test": 2},
-                                  size=16)
+    manifest = write_toy_manifest(tmp_path / "toy", size=16,
+                                  items_per_split={"train": 1, "val": 1, "test": 2})
     plan = read_plan(make_plan(manifest, tmp_path / "plan", PlanConfig(
         n_participants=1, practice_items=2, catch_trials=1, break_every=3, stimulus_s=0.1)))
     lab = tmp_path / "lab.json"

@@ -71,6 +71,21 @@ class Server:
         self.url = line.split()[1].split("/?")[0].rstrip("/")
         self.port = int(self.url.rsplit(":", 1)[1])
         self.data, self.plan = Path(data), Path(plan)
+        self._wait_until_listening()
+
+    def _wait_until_listening(self, timeout: float = 20) -> None:
+        """The socket is bound before "serving" is printed; uvicorn listens a moment later."""
+        import urllib.request
+
+        deadline = time.time() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(self.url + "/healthz", timeout=2):
+                    return
+            except OSError:
+                if time.time() > deadline or self.proc.poll() is not None:
+                    raise RuntimeError(f"serve at {self.url} does not answer") from None
+                time.sleep(0.05)
 
     def link(self, participant: str, **params: str) -> str:
         """The participant's URL with its session token, as `experiment links` writes it."""
