@@ -263,3 +263,23 @@ def test_the_server_computes_the_lab_flags(plan, tmp_path):
     phases = plan.trials("P01")["phase"].tolist()[:3]
     assert df["practice_round"].tolist() == ["1" if ph == "practice" else "" for ph in phases]
     read_responses(data / "P01_s1_bodyscene.csv")
+
+
+def test_participant_links_carry_the_token_the_server_accepts(plan, tmp_path, capsys):
+    from urllib.parse import parse_qs, urlsplit
+
+    from bodyscene.cli import main
+
+    data = tmp_path / "data"
+    assert main(["experiment", "links", "--plan", str(plan.dir), "--data", str(data), "--base",
+                 "https://study.example.org"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [line.split("\t")[0] for line in lines] == list(plan.participants)
+    query = parse_qs(urlsplit(lines[0].split("\t")[1]).query)
+    assert lines[0].split("\t")[1].startswith("https://study.example.org/?")
+    assert query["participant"] == ["P01"] and query["token"] == [token(plan, "P01")]
+    assert (data / "web-secret").stat().st_mode & 0o077 == 0      # private to its owner
+    with ServerThread(create_app(plan.dir, data)) as srv, httpx.Client(base_url=srv.url) as c:
+        r = c.get("/api/session/P01", params={"token": query["token"][0]})
+        assert r.status_code == 200
+        assert c.post("/api/trial", json=post(plan, token=query["token"][0])).status_code == 200
