@@ -194,3 +194,12 @@ def test_the_choice_order_is_fixed_per_participant_on_request_and_the_instructio
     path.write_text(json.dumps({"procedure": {"choice_order": "random"}}))
     with pytest.raises(BadInput, match="procedure.choice_order must be"):
         load_lab_config(path)
+
+
+def test_run_refuses_an_unknown_key_as_export_web_does(tmp_path):
+    manifest = write_toy_manifest(tmp_path / "toy", items_per_split={"val": 1, "test": 2})
+    plan = make_plan(manifest, tmp_path / "plan", PlanConfig(n_participants=1, practice_items=1))
+    lab = tmp_path / "lab.json"
+    lab.write_text(json.dumps({"texts": {"continue_key": "spacebar"}}))
+    with pytest.raises(BadInput, match="texts.continue_key 'spacebar' is not a key name"):
+        prepare(RunConfig(plan=plan, participant="P01", lab_config=lab))
