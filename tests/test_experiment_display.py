@@ -182,7 +182,7 @@ def test_session_answered_by_keys_matches_plan(display, study, sessions):
                             "--plan", str(plan.dir), "--participant", "P01", "--data",
                             str(data), "--windowed"], env=s.env, capture_output=True, text=True,
                            timeout=60)
-    assert again.returncode == 2 and "--resume" in again.stderr
+    assert again.returncode == 2 and "give a new participant id, or --session 2" in again.stderr
     assert len(again.stderr.strip().splitlines()) == 1
     record = json.loads((data / "P01_s1_bodyscene.run.json").read_text())
     assert record["plan_sha256"] == plan.sha256 and "display" in record
