@@ -656,11 +656,12 @@ class Screen:
         for _ in range(12):  # shrink the labels until every row fits the window
             pad = 0.4 * height
             sizes = [(s.boundingBox[0] + 2 * pad, s.boundingBox[1] + pad) for s in stims]
-            top = min(self.height / 2 - 0.12 * self.height - prompt_h - height,
-                      0.25 * self.height)
+            # centred where the stimulus was, so the eyes need not travel (the web page too)
             boxes = layout_labels(sizes, (self.width, self.height), margin=0.03 * self.width,
-                                  gap=1.5 * height, top=top)
-            if all(b.inside(self.width, 0.98 * self.height) for b in boxes):
+                                  gap=1.5 * height)
+            prompt_top = boxes[0].y + boxes[0].h / 2 + 0.6 * height + prompt_h
+            if all(b.inside(self.width, 0.98 * self.height) for b in boxes) and \
+                    prompt_top <= 0.49 * self.height:
                 break
             height *= 0.85
             stims = make(height)
