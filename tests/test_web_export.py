@@ -107,7 +107,8 @@ def test_the_page_gets_the_browser_key_display_names_and_consent(toy_manifest, t
     plan, site = export(toy_manifest, tmp_path, "--config", str(tmp_path / "lab.json"))
     config = json.loads((site / "config.json").read_text())
     assert config["keys"] == {"continue": browser}
-    assert config["procedure"] == {"consent": True} and config["completion_code"] == "LAB42"
+    assert config["procedure"] == {"consent": True, "choice_order": "trial"}
+    assert config["completion_code"] == "LAB42"
     for key in ("instructions", "consent", "practice", "main", "break_", "resume"):
         assert f"Press {words}" in config["texts"][key] and "space" not in config["texts"][key]
     actions = {c for pid in plan.participants for cs in plan.trials(pid)["choices"]
