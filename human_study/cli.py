@@ -99,8 +99,24 @@ def register(sub) -> None:
     srv.add_argument("--allow-origin", default=None,
                      help="origin of a site hosted elsewhere that may post here, e.g. "
                           "https://lab.example.org (CORS)")
+    srv.add_argument("--secret-file", type=Path, default=None,
+                     help="the session-token secret (default: DATA/web-secret, made on first "
+                          "use; keep it private)")
+    srv.add_argument("--rate", type=float, default=10.0,
+                     help="posts per second allowed per session token after a burst of 200")
     _web_options(srv)
     srv.set_defaults(func=_serve)
+
+    links = s.add_parser("links", help="participant URLs with their session tokens (what goes "
+                                       "to Prolific or to each participant)")
+    links.add_argument("--plan", required=True, type=Path)
+    links.add_argument("--data", required=True, type=Path,
+                       help="the responses folder `serve` uses (its web-secret signs the links)")
+    links.add_argument("--base", required=True,
+                       help="the study's public address, e.g. https://study.example.org/")
+    links.add_argument("--session", type=int, default=1)
+    links.add_argument("--secret-file", type=Path, default=None)
+    links.set_defaults(func=_links)
 
     resp = sub.add_parser("responses", help="bring responses collected elsewhere into the "
                                             "responses contract")
@@ -239,6 +255,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     try:
         from .web.server import bind, create_app, run
+        from .web.tokens import RateLimit
     except ImportError as exc:
         raise BadInput(f"serve needs the web extra ({exc.name} is missing): "
                        f"pip install -e '.[web]'") from None
@@ -261,15 +278,37 @@ def _serve(args: argparse.Namespace) -> int:
         to_err.setLevel(logging.WARNING)
         log.addHandler(to_file)
         log.addHandler(to_err)
-        app = create_app(args.plan, args.data, site=site, allow_origin=args.allow_origin)
+        if args.rate <= 0:
+            raise BadInput(f"--rate must be > 0, got {args.rate}")
+        app = create_app(args.plan, args.data, site=site, allow_origin=args.allow_origin,
+                         secret_file=args.secret_file, rate=RateLimit(per_s=args.rate))
         sock = bind(args.host, args.port)
         host, port = sock.getsockname()[:2]
-        print(f"serving http://{host}:{port}/?participant=<id> (pid {os.getpid()}); site "
-              f"{site}, data {args.data}", flush=True)
+        print(f"serving http://{host}:{port}/ (pid {os.getpid()}); site {site}, data "
+              f"{args.data}; participant links: bodyscene experiment links", flush=True)
         run(app, sock)
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+def _links(args: argparse.Namespace) -> int:
+    """One line per participant: id, then the URL that opens their session with its token."""
+    from urllib.parse import urlencode
+
+    from .plan import read_plan
+    from .web.tokens import load_secret, session_token
+
+    plan = read_plan(args.plan)
+    secret = load_secret(args.data, args.secret_file)
+    base = args.base if args.base.endswith("/") else args.base + "/"
+    for pid in plan.participants:
+        query = {"participant": pid, "token": session_token(secret, plan.sha256, pid,
+                                                            args.session)}
+        if args.session != 1:
+            query["session"] = str(args.session)
+        print(f"{pid}\t{base}?{urlencode(query)}")
     return 0
 
 

@@ -31,7 +31,8 @@ from bodyscene.provenance import write_run_record
 from bodyscene.stimuli.manifest import Manifest, stimulus_frames, stimulus_sha256
 from bodyscene.tables import write_json_atomic
 
-from .labconfig import LabConfig, check_keys, check_labels, frames_for, load_lab_config
+from .labconfig import (KEYS, LabConfig, check_keys, check_labels, frames_for,
+                        load_lab_config)
 from .layout import layout_labels
 from .plan import read_plan
 from .responses import ResponseWriter
@@ -40,9 +41,8 @@ from .session import (
     response_columns,
     response_row,
     responses_path,
-    shuffled_choices,
+    choice_order,
     software_string,
-    trial_rng,
 )
 
 SCREENS = ("consent", "instructions", "fixation", "stimulus", "mask", "response", "feedback",
@@ -167,7 +167,10 @@ def check_screen(lab: LabConfig, real: tuple[int, int], where_: str | Path) -> s
     note = (f"{where_}: monitor.resolution is {profile[0]}x{profile[1]} but the screen is "
             f"{real[0]}x{real[1]}, so sizes in degrees would be wrong")
     if lab.monitor.screen_check == "refuse":
-        raise BadInput(note + "; correct the profile (or set monitor.screen_check to \"warn\")")
+        fix = (f"correct monitor.resolution in {where_}" if Path(str(where_)).suffix else
+               f"write a profile with `bodyscene experiment config --out lab.json`, set its "
+               f"monitor.resolution to [{real[0]}, {real[1]}] and pass --config lab.json")
+        raise BadInput(f"{note}; {fix} (or set monitor.screen_check to \"warn\")")
     print(f"bodyscene: warning: {note} (screen_check=warn: going on, recorded)", file=sys.stderr)
     return note
 
@@ -400,7 +403,7 @@ class Screen:
         """Measure the refresh once, within `timing.refresh_measure_s`, and decide how flips are
         timed; refuse (BadInput) when the display cannot be trusted and no rate is assumed."""
         budget = self.lab.timing.refresh_measure_s
-        msg = f"Measuring the display's refresh rate (at most {budget:g} s) ..."
+        msg = self.lab.texts.preparing        # the participant's words, not the technician's
         self.text.text = msg
         t0 = self.core.getTime()
         for _ in range(5):  # time a few flips to know how many fit the budget
@@ -513,7 +516,7 @@ class Screen:
         self.win.backend.dispatchEvents()
         time.sleep(seconds)
 
-    def shoot(self, kind: str, info: str = "") -> None:
+    def shoot(self, kind: str, info: object = "") -> None:
         """Save the back buffer as <kind>.png the first time each kind of screen is drawn."""
         if self.screenshots is None or kind in self._shot_done:
             return
@@ -528,7 +531,7 @@ class Screen:
     # --- screens ----------------------------------------------------------------------------
     def text_screen(self, message: str, kind: str) -> None:
         """A text wrapped to the window, shown until the continue key (Escape quits)."""
-        key = self.lab.texts.continue_key
+        key = KEYS[self.lab.texts.continue_key].psychopy
         self.text.text = message
         self.text.height = self.text_px
         while self.text.boundingBox[1] > 0.9 * self.height and self.text.height > 8:
@@ -553,8 +556,8 @@ class Screen:
         """One trial. Textures and the response labels are made before the blank screen so
         that nothing slow happens between the flips that time the stimulus."""
         t = self.lab.timing
-        order = shuffled_choices(trial.choices, trial_rng(plan_sha256 + participant,
-                                                          trial.order))
+        order = choice_order(trial.choices, plan_sha256 + participant, trial.order,
+                             self.lab.procedure.choice_order)
         labels = self._labels(order)
         images = self._load(stimulus)
         if len(images) == 1:
@@ -648,11 +651,12 @@ class Screen:
         for _ in range(12):  # shrink the labels until every row fits the window
             pad = 0.4 * height
             sizes = [(s.boundingBox[0] + 2 * pad, s.boundingBox[1] + pad) for s in stims]
-            top = min(self.height / 2 - 0.12 * self.height - prompt_h - height,
-                      0.25 * self.height)
+            # centred where the stimulus was, so the eyes need not travel (the web page too)
             boxes = layout_labels(sizes, (self.width, self.height), margin=0.03 * self.width,
-                                  gap=1.5 * height, top=top)
-            if all(b.inside(self.width, 0.98 * self.height) for b in boxes):
+                                  gap=1.5 * height)
+            prompt_top = boxes[0].y + boxes[0].h / 2 + 0.6 * height + prompt_h
+            if all(b.inside(self.width, 0.98 * self.height) for b in boxes) and \
+                    prompt_top <= 0.49 * self.height:
                 break
             height *= 0.85
             stims = make(height)
@@ -673,7 +677,8 @@ class Screen:
         self.prompt.draw()
         for lab in labels:
             lab.draw()
-        self.shoot("response")
+        self.shoot("response", [[round(b.x, 1), round(b.y, 1), round(b.w, 1), round(b.h, 1)]
+                                for b in self.label_boxes])   # where each label is (x, y, w, h)
         self.win.callOnFlip(self.kb.clock.reset)
         onset = self.flip()
         index = len(self.win.frameIntervals)
@@ -681,8 +686,11 @@ class Screen:
             self._tick_at_offset = self._tick
         self.win.recordFrameIntervals = False
         self._drain()
+        # Clicks are read as press events since the last reset, not as "is the button down
+        # now": a tap (press and release between two polls) is not missed, and a button
+        # already down at onset answers nothing.
         self.mouse.clickReset()
-        was_pressed = True  # ignore a button already down at onset
+        reset_at = self.core.getTime()
         while True:
             for key in self._keys(keys + ["escape"]):
                 if key.name == "escape":
@@ -691,12 +699,14 @@ class Screen:
                     continue  # pressed before the labels appeared: answers nothing
                 return order[int(key.name.split("_")[-1]) - 1], float(key.rt), (onset, index), \
                     False
-            pressed = self.mouse.getPressed()[0]
-            if pressed and not was_pressed:
+            pressed_after = self.mouse.getPressed(getTime=True)[1][0]
+            if pressed_after > 0:
+                rt = reset_at + pressed_after - onset
+                self.mouse.clickReset()          # a click beside the labels answers nothing
+                reset_at = self.core.getTime()
                 for action, lab in zip(order, labels):
                     if lab.contains(self.mouse):
-                        return action, float(self.core.getTime() - onset), (onset, index), False
-            was_pressed = pressed
+                        return action, float(rt), (onset, index), False
             if deadline and self.core.getTime() - onset >= deadline:
                 return "", None, (onset, index), True
             if self._sigterm:

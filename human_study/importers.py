@@ -23,10 +23,11 @@ import pandas as pd
 
 from bodyscene.errors import BadInput, where
 from bodyscene.provenance import write_run_record
-from bodyscene.stimuli.manifest import manifest_sha256, read_manifest, split_choices
+from bodyscene.stimuli.manifest import split_choices
 from bodyscene.tables import file_sha256
 
-from .responses import RESPONSES_SCHEMA, ResponseWriter
+from .responses import (PHASES, RESPONSES_SCHEMA, ResponseWriter, check_response, human_row,
+                        load_manifest)
 
 TOOLS = ("jspsych", "psychopy", "csv")
 # What each responses field is read from when --map does not say (first column present wins).
@@ -40,10 +41,11 @@ DEFAULTS = {
                  "stimulus": ("stimulus", "image", "stim", "movie", "file", "filename"),
                  "response": ("*.keys", "*.clicked_name"), "rt_s": ("*.rt",),
                  "choice_order": ("choice_order", "choices"), "timestamp": ("date",)},
-    "csv": {},
 }
 FIELDS = ("agent", "session", "stimulus", "trial_id", "sha256", "response", "rt_s", "rt_ms",
           "choice_order", "timestamp", "phase", "block")
+# a tidy CSV: columns named as the responses contract names them need no --map
+DEFAULTS["csv"] = {**{f: (f,) for f in FIELDS}, "agent": ("agent", "participant")}
 # jsPsych plugins whose rows are stimulus trials (others: instructions, fixation, surveys)
 JSPSYCH_TRIAL_TYPES = ("image-keyboard-response", "image-button-response",
                        "video-keyboard-response", "video-button-response", "animation",
@@ -211,9 +213,8 @@ def import_responses(source: str | Path, tool: str, trials_csv: str | Path, out_
     out_dir; returns (out_dir, rows written). Every row is checked before any file is
     written."""
     src = read_source(source, tool, mapping or {})
-    trials_csv = Path(trials_csv)
-    manifest = read_manifest(trials_csv, check_files=False, check_hashes=False)
-    matcher = Matcher(manifest, src.path.parent)
+    manifest = load_manifest(trials_csv)          # read and hashed once, not once per row
+    matcher = Matcher(manifest.table, src.path.parent)
     source_sha = file_sha256(src.path)
     software = f"import={tool};source={src.path.name};source_sha256={source_sha}"
     match_key = next(k for k in ("trial_id", "sha256", "stimulus") if k in src.columns)
@@ -229,15 +230,14 @@ def import_responses(source: str | Path, tool: str, trials_csv: str | Path, out_
         t = matcher.find(row[col], match_key)
         if isinstance(t, str):
             raise BadInput(f"{where(src.path, r, col)}: {t}")
-        if "sha256" in src.columns and match_key != "sha256" and \
-                row[src.columns["sha256"]].strip().lower() != t.sha256:
-            raise BadInput(f"{where(src.path, r, src.columns['sha256'])}: sha256 differs from "
-                           f"the manifest's for {t.trial_id!r} (other pixels were shown)")
         choices = split_choices(t.choices)
         shown = _list(row[src.columns["choice_order"]]) if "choice_order" in src.columns else []
-        if shown and sorted(shown) != sorted(choices):
-            raise BadInput(f"{where(src.path, r, src.columns['choice_order'])}: {shown} is not "
-                           f"an order of the trial's choices {choices}")
+        claimed = (row[src.columns["sha256"]] if "sha256" in src.columns
+                   and match_key != "sha256" else None)
+        wrong = check_response(choices, t.sha256, sha256=claimed, choice_order=shown)
+        if wrong:
+            raise BadInput(f"{where(src.path, r, src.columns[wrong[0]])}: {wrong[0]} "
+                           f"{wrong[1]} ({t.trial_id!r}; offered: {', '.join(choices)})")
         response = _resolve(row[src.columns["response"]], shown, choices)
         if response is None:
             raise BadInput(f"{where(src.path, r, src.columns['response'])}: "
@@ -249,15 +249,12 @@ def import_responses(source: str | Path, tool: str, trials_csv: str | Path, out_
         if not agent:
             raise BadInput(f"{where(src.path, r, src.columns['agent'])}: no participant id")
         sess = session if session is not None else _int(src, row, r, "session", 1)
-        rows.setdefault((agent, sess), []).append({
-            "agent": agent, "agent_kind": "human", "session": sess, "trial_id": t.trial_id,
-            "sha256": t.sha256, "response": response, "correct": response == t.action,
-            "rt_s": _rt(src, row, r), "block": _int(src, row, r, "block", 1),
-            "choice_order": ";".join(shown), "simulated": False,
-            "timestamp": row[src.columns["timestamp"]] if "timestamp" in src.columns else "",
-            "phase": row[src.columns["phase"]] if "phase" in src.columns else "main",
-            "manifest_sha256": manifest_sha256(trials_csv), "software": software,
-        })
+        rows.setdefault((agent, sess), []).append(human_row(
+            agent=agent, session=sess, trial_id=t.trial_id, action=t.action, sha256=t.sha256,
+            response=response, rt_s=_rt(src, row, r), order=0,
+            block=_int(src, row, r, "block", 1), choice_order=shown,
+            timestamp=row[src.columns["timestamp"]] if "timestamp" in src.columns else "",
+            phase=_phase(src, row, r), manifest_sha256=manifest.sha256, software=software))
     if not rows:
         raise BadInput(f"{src.path}: no trial rows found (for jsPsych, rows whose trial_type "
                        f"is one of {', '.join(JSPSYCH_TRIAL_TYPES)}; otherwise rows with a "
@@ -269,16 +266,28 @@ def import_responses(source: str | Path, tool: str, trials_csv: str | Path, out_
             raise BadInput(f"{path}: already exists (nothing is overwritten)")
     n = 0
     for key, items in rows.items():
-        with ResponseWriter(targets[key], columns=RESPONSES_SCHEMA.columns) as writer:
+        with ResponseWriter(targets[key], columns=RESPONSES_SCHEMA.columns,
+                            sync_each=False) as writer:
             for order, item in enumerate(items):
                 writer.write({**item, "order": order})
                 n += 1
     write_run_record(out_dir, {"source": str(src.path), "tool": tool, "columns": src.columns,
                                "participant": participant, "session": session}, None,
                      name=f"import-{tool}_{src.path.stem}.json", source_sha256=source_sha,
-                     manifest=str(trials_csv), manifest_sha256=manifest_sha256(trials_csv),
+                     manifest=str(trials_csv), manifest_sha256=manifest.sha256,
                      files=sorted(p.name for p in targets.values()))
     return out_dir, n
+
+
+def _phase(src: Source, row: dict, r: int) -> str:
+    """The part of the session a row belongs to (empty: main)."""
+    if "phase" not in src.columns:
+        return "main"
+    value = row[src.columns["phase"]].strip().lower()
+    if value not in ("",) + PHASES:
+        raise BadInput(f"{where(src.path, r, src.columns['phase'])}: expected one of "
+                       f"{', '.join(PHASES)}, got {value!r}")
+    return value or "main"
 
 
 def _resolve(value: str, shown: list[str], choices: list[str]) -> str | None:

@@ -48,13 +48,16 @@ class Timing:
 @dataclass
 class Procedure:
     """What happens around the trials: participant info asked for (besides id and session),
-    a consent screen, the practice criterion, and the completion code on the end screen."""
+    a consent screen, the practice criterion, the completion code on the end screen, and
+    whether the choices change places every trial or keep one order per participant (the
+    instructions say which through `{choice_order}`)."""
 
     participant_fields: list[str] = field(default_factory=list)  # e.g. ["age", "handedness"]
     consent: bool = False
     practice_criterion: float = 0.0   # repeat practice until this fraction correct (0: once)
     practice_max_rounds: int = 3      # practice is shown at most this many times
     completion_code: str = ""         # "": a random code per session
+    choice_order: str = "trial"       # "trial": shuffled every trial; "participant": one order
 
 
 @dataclass
@@ -65,24 +68,31 @@ class Texts:
     instructions: str = ("In each trial a picture of a person doing an action appears "
                          "briefly after a cross.\nSometimes you will see only the person, only "
                          "the background, or both.\n\nChoose the action with the number keys or "
-                         "by clicking on its name.\nAnswer as accurately as you can.\n\n"
-                         "Press space to start.")
+                         "by clicking on its name.\n{choice_order}\nAnswer as accurately as "
+                         "you can.\n\n"
+                         "Press {continue_key} to start.")
     consent: str = ("This study records your answers and response times, with no name "
-                    "attached.\nYou may stop at any time with Escape.\n\nPress space if you "
-                    "agree to take part, Escape if not.")
-    resume: str = "Welcome back. The session continues where it stopped.\n\nPress space."
-    practice: str = "First some practice trials, with feedback.\n\nPress space."
+                    "attached.\nYou may stop at any time with Escape.\n\nPress {continue_key} if "
+                    "you agree to take part, Escape if not.")
+    resume: str = ("Welcome back. The session continues where it stopped.\n\nPress "
+                   "{continue_key}.")
+    practice: str = "First some practice trials, with feedback.\n\nPress {continue_key}."
     practice_again: str = ("You answered {percent}% of the practice trials correctly; "
-                           "{criterion}% are needed.\nLet us practise once more.\n\nPress space.")
-    main: str = ("Practice is over. From now on there is no feedback.\n\nPress space to "
-                 "begin.")
-    break_: str = "Take a short break. Block {n} of {total} is next.\n\nPress space to go on."
+                           "{criterion}% are needed.\nLet us practise once more.\n\nPress "
+                           "{continue_key}.")
+    main: str = ("Practice is over. From now on there is no feedback.\n\nPress "
+                 "{continue_key} to begin.")
+    break_: str = ("Take a short break. Block {n} of {total} is next.\n\nPress "
+                   "{continue_key} to go on.")
     prompt: str = "Which action? Press 1-{k} or click."
     correct: str = "Correct"
     wrong: str = "Wrong: it was {answer}"
     timeout: str = "Too slow"
+    order_trial: str = "The order of the choices changes from trial to trial."
+    order_participant: str = "The choices stay in the same order throughout."
+    preparing: str = "Please wait a moment..."   # while the lab runner measures the display
     end: str = ("Thank you! The session is complete.\nYour completion code: {code}\n\n"
-                "Press space to close.")
+                "Press {continue_key} to close.")
     continue_key: str = "space"
 
 
@@ -90,6 +100,31 @@ class Texts:
 PLACEHOLDERS = {"break_": {"n": 2, "total": 5}, "prompt": {"k": 8}, "wrong": {"answer": "kick"},
                 "end": {"code": "AB12CD34"}, "practice_again": {"percent": 50, "criterion": 80}}
 KEY_FIELDS = ("continue_key",)
+
+
+@dataclass(frozen=True)
+class Key:
+    """One key of the config's vocabulary, as each venue names it: PsychoPy's key name, the
+    browser's `KeyboardEvent.key`, and the words on screen (`{continue_key}` in any text)."""
+
+    psychopy: str
+    browser: str
+    shown: str
+
+
+_ARROWS = {d: Key(d, f"Arrow{d.title()}", f"the {d} arrow key")
+           for d in ("left", "right", "up", "down")}
+KEYS: dict[str, Key] = {
+    "space": Key("space", " ", "space"), "return": Key("return", "Enter", "Enter"),
+    "enter": Key("return", "Enter", "Enter"), "tab": Key("tab", "Tab", "Tab"), **_ARROWS,
+    **{c: Key(c, c, c.upper()) for c in string.ascii_lowercase},
+    **{d: Key(d, d, d) for d in string.digits},
+}
+
+
+def key(name: str) -> Key:
+    """The vocabulary entry for a config key name (validated when the config loads)."""
+    return KEYS[name]
 
 
 @dataclass
@@ -114,7 +149,7 @@ def load_lab_config(path: str | Path | None) -> LabConfig:
     given as a string is refused) and every text is rendered once with its placeholders."""
     cfg = LabConfig()
     if path is None:
-        return cfg
+        return _fill_keys(cfg)
     path = Path(path)
     if not path.is_file():
         raise BadInput(f"{path}: lab config not found")
@@ -144,6 +179,29 @@ def load_lab_config(path: str | Path | None) -> LabConfig:
         raise BadInput(f"{path}: labels must map action names to the (non-empty) text shown")
     cfg.labels = dict(labels)
     _check(path, cfg)
+    return _fill_keys(cfg)
+
+
+def _fill_keys(cfg: LabConfig) -> LabConfig:
+    """Every text with `{continue_key}` replaced by the key's words and `{choice_order}` by
+    the sentence for the configured order (other placeholders kept for the screen that fills
+    them), so no screen can name a key that does not work or promise another order."""
+    shown = KEYS[cfg.texts.continue_key].shown
+    order = (cfg.texts.order_participant if cfg.procedure.choice_order == "participant"
+             else cfg.texts.order_trial)
+    for f in fields(cfg.texts):
+        if f.name in KEY_FIELDS:
+            continue
+        out = []
+        for literal, name, spec, conv in string.Formatter().parse(getattr(cfg.texts, f.name)):
+            out.append(literal.replace("{", "{{").replace("}", "}}"))
+            if name in ("continue_key", "choice_order"):
+                said = shown if name == "continue_key" else order
+                out.append(said.replace("{", "{{").replace("}", "}}"))
+            elif name is not None:
+                out.append("{" + name + (f"!{conv}" if conv else "") +
+                           (f":{spec}" if spec else "") + "}")
+        setattr(cfg.texts, f.name, "".join(out))
     return cfg
 
 
@@ -193,6 +251,9 @@ def _check(path: Path, cfg: LabConfig) -> None:
     if not 0.0 <= p.practice_criterion <= 1.0:
         raise BadInput(f"{path}: procedure.practice_criterion is a fraction in [0, 1], got "
                        f"{p.practice_criterion}")
+    if p.choice_order not in ("trial", "participant"):
+        raise BadInput(f"{path}: procedure.choice_order must be \"trial\" or \"participant\", "
+                       f"got {p.choice_order!r}")
     if p.practice_max_rounds < 1:
         raise BadInput(f"{path}: procedure.practice_max_rounds must be >= 1")
     bad = [f for f in p.participant_fields if f in ("participant", "session")
@@ -201,6 +262,11 @@ def _check(path: Path, cfg: LabConfig) -> None:
         raise BadInput(f"{path}: procedure.participant_fields must be distinct names of "
                        f"letters, digits and _ (participant and session are always asked), "
                        f"got {bad or p.participant_fields}")
+    for name in KEY_FIELDS:
+        if getattr(cfg.texts, name) not in KEYS:
+            raise BadInput(f"{path}: texts.{name} {getattr(cfg.texts, name)!r} is not a key "
+                           f"name (expected space, return, enter, tab, left, right, up, down, "
+                           f"a letter a-z or a digit 0-9)")
     for f in fields(cfg.texts):
         if f.name in KEY_FIELDS:
             continue
@@ -210,7 +276,7 @@ def _check(path: Path, cfg: LabConfig) -> None:
 def _render(path: Path, name: str, template: str) -> str:
     """Render a text once with its allowed placeholders, so a mistake shows now, not at the
     first break of a session."""
-    allowed = PLACEHOLDERS.get(name, {})
+    allowed = {**PLACEHOLDERS.get(name, {}), "continue_key": "space", "choice_order": "..."}
     try:
         used = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
     except ValueError as exc:
@@ -238,7 +304,7 @@ def check_labels(cfg: LabConfig, actions: set[str], where_: str | Path) -> None:
 def check_keys(cfg: LabConfig, key_names: set[str], where_: str | Path) -> None:
     """Refuse keys the keyboard backend cannot report (the participant would be stuck)."""
     for name in KEY_FIELDS:
-        key = getattr(cfg.texts, name)
+        key = KEYS[getattr(cfg.texts, name)].psychopy
         if key not in key_names:
             near = sorted(k for k in key_names if k[:2] == key[:2])[:5]
             raise BadInput(f"{where_}: texts.{name} {key!r} is not a key name of the keyboard "

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -35,7 +36,8 @@ BROWSER_COLUMNS = ("browser", "screen_px", "window_px")
 
 CORE_COLUMNS = ("agent", "agent_kind", "session", "trial_id", "sha256", "response", "correct",
                 "rt_s", "order", "block", "choice_order", "timestamp", "simulated")
-TIMING_MODES = ("vsync", "software")
+# browser-raf: the web page timed the stimulus with requestAnimationFrame callbacks
+TIMING_MODES = ("vsync", "software", "browser-raf")
 # Recorded by the experiment beside the core columns: which part of the session the trial
 # belonged to (statistics use `main` only; empty means main), the hashes that tie the file to
 # its plan and manifest, software versions, and per-trial frame timing taken from the flips
@@ -90,11 +92,13 @@ class ResponseWriter:
     """Appends one row per trial to a responses CSV and makes it durable before returning.
 
     `mode="new"` refuses an existing file (nothing is overwritten); `mode="append"` continues
-    one whose header matches. Use as a context manager."""
+    one whose header matches. `sync_each=False` (a batch written at once, as an import) syncs
+    once on close instead of after every row. Use as a context manager."""
 
     def __init__(self, path: str | Path, columns: Sequence[str] = RESPONSES_SCHEMA.columns,
-                 mode: str = "new"):
+                 mode: str = "new", sync_each: bool = True):
         self.path = Path(path)
+        self.sync_each = sync_each
         self.columns = list(columns)
         exists = self.path.exists() and self.path.stat().st_size > 0
         if mode == "new" and exists:
@@ -120,7 +124,8 @@ class ResponseWriter:
         if unknown:
             raise ValueError(f"unknown response column(s): {sorted(unknown)}")
         self._writer.writerow({c: _cell(row.get(c, "")) for c in self.columns})
-        self._sync()
+        if self.sync_each:
+            self._sync()
 
     def _sync(self) -> None:
         self._fh.flush()
@@ -161,3 +166,70 @@ def read_responses(path: str | Path, schema: Schema = RESPONSES_SCHEMA) -> pd.Da
     df["order"] = df["order"].astype(int)
     df["block"] = df["block"].astype(int)
     return df
+
+
+# --- one human row, one check against the manifest ---------------------------------------------
+# Every venue (lab runner, web server, importers, simulated observers) builds its rows here and
+# checks what a source claims about a trial here, so the columns and the scoring are defined once.
+
+def human_row(*, agent: str, session: int, trial_id: str, action: str, sha256: str,
+              response: str | None, rt_s: float | None, order: int, block: int,
+              choice_order: Sequence[str], phase: str = "main", simulated: bool = False,
+              timestamp: str | None = None, **extra: object) -> dict:
+    """The responses row for one answered trial. `correct` is scored here from the trial's
+    `action` (never taken from the source); `extra` holds the experiment and browser columns
+    (unknown names are refused, so a typo cannot drop a column silently)."""
+    import time
+
+    unknown = set(extra) - set(RESPONSES_SCHEMA.columns)
+    if unknown:
+        raise ValueError(f"unknown response column(s): {sorted(unknown)}")
+    row = {
+        "agent": agent, "agent_kind": "human", "session": int(session), "trial_id": trial_id,
+        "sha256": sha256, "response": response or "", "correct": bool(response)
+        and response == action, "rt_s": rt_s, "order": int(order), "block": int(block),
+        "choice_order": ";".join(choice_order),
+        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z") if timestamp is None else timestamp,
+        "simulated": bool(simulated), "phase": phase,
+    }
+    row.update(extra)
+    return row
+
+
+def check_response(choices: Sequence[str], planned_sha256: str, *, sha256: str | None = None,
+                   choice_order: Sequence[str] | None = None,
+                   response: str | None = None) -> tuple[str, str] | None:
+    """What is wrong with a claimed answer to one trial, as (field, reason), or None.
+
+    `choices` and `planned_sha256` come from the manifest (or plan); the rest from the source:
+    the pixels' hash, the on-screen order of the choices and the answer. The reason never names
+    the trial, its action or its condition, so a web reply may repeat it."""
+    if sha256 is not None and sha256.strip().lower() != planned_sha256:
+        return "sha256", "differs from the manifest's hash for this trial (other pixels were shown)"
+    if choice_order and (not all(isinstance(c, str) for c in choice_order)
+                         or sorted(choice_order) != sorted(choices)):
+        return "choice_order", "is not an order of the trial's offered choices"
+    if response is not None and response != "" and response not in choices:
+        return "response", "is not one of the trial's offered choices"
+    return None
+
+
+@dataclass(frozen=True)
+class ManifestRef:
+    """The manifest as responses are checked against it: its validated rows, read and hashed
+    once (human_study reads manifests for responses only through `load_manifest`)."""
+
+    path: Path
+    table: pd.DataFrame
+    sha256: str
+
+
+def load_manifest(path: str | Path, check_files: bool = False) -> ManifestRef:
+    """Read, validate and hash a trial manifest once (the stimuli's own hashes are checked only
+    with `check_files`: importers match rows by the hashes written in it)."""
+    from bodyscene.stimuli.manifest import manifest_sha256, read_manifest
+
+    path = Path(path)
+    sha = manifest_sha256(path)
+    table = read_manifest(path, check_files=check_files, check_hashes=check_files)
+    return ManifestRef(path, table, sha)

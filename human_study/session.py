@@ -6,7 +6,6 @@ the simulated observers."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +15,7 @@ from bodyscene.errors import BadInput
 from bodyscene.provenance import versions
 from bodyscene.stimuli.manifest import split_choices
 
-from .responses import RESPONSES_SCHEMA, read_responses
+from .responses import RESPONSES_SCHEMA, human_row, read_responses
 
 _SOFTWARE = ("bodyscene", "psychopy", "numpy", "python")
 
@@ -46,10 +45,15 @@ def remaining_trials(trials: pd.DataFrame, path: Path, resume: bool,
     exists = path.exists() and path.stat().st_size > 0
     if not exists:
         return trials
+    done = read_responses(path)
+    complete = len(done) and set(trials["order"]) <= set(done["order"])
+    if not resume and complete:
+        raise BadInput(f"{path}: this participant's session is complete; give a new "
+                       f"participant id, or --session {session_of(path) + 1} for another session "
+                       f"(nothing is overwritten)")
     if not resume:
         raise BadInput(f"{path}: data for this participant and session already exist; rerun "
                        f"with --resume to continue it (nothing is overwritten)")
-    done = read_responses(path)
     if len(done) and set(done["plan_sha256"]) != {plan_sha256}:
         raise BadInput(f"{path}: was recorded with another plan (plan_sha256 differs); it "
                        f"cannot be resumed with this one")
@@ -57,11 +61,28 @@ def remaining_trials(trials: pd.DataFrame, path: Path, resume: bool,
     return trials[trials["order"] > last]
 
 
+def session_of(path: Path) -> int:
+    """The session number in a `responses_path` name."""
+    return int(path.name.rsplit("_s", 1)[1].split("_", 1)[0])
+
+
 def shuffled_choices(choices: str, rng: np.random.Generator) -> list[str]:
     """The trial's choices in a fresh random on-screen order."""
     order = split_choices(choices)
     rng.shuffle(order)
     return order
+
+
+def choice_order(choices: str, seed_text: str, order: int, mode: str = "trial") -> list[str]:
+    """The on-screen order of a trial's choices: shuffled afresh per trial (`trial`), or in
+    one fixed order per participant (`participant`: actions ranked by a hash of the participant
+    seed, so every trial lists its actions in the same relative order)."""
+    if mode == "participant":
+        import hashlib
+
+        rank = lambda a: hashlib.sha256(f"{seed_text}:{a}".encode()).hexdigest()  # noqa: E731
+        return sorted((c for c in choices.split(";") if c), key=rank)
+    return shuffled_choices(choices, trial_rng(seed_text, order))
 
 
 def trial_rng(seed_text: str, order: int) -> np.random.Generator:
@@ -75,16 +96,11 @@ def response_row(trial, participant: str, session: int, response: str, rt_s: flo
                  choice_order: list[str], image_sha256: str, plan_sha256: str,
                  manifest_sha256: str, software: str, timing: dict | None = None,
                  simulated: bool = False) -> dict:
-    """The responses row for one answered trial (timing: stim_onset_s, stim_duration_s,
-    dropped_frames, refresh_hz as measured by the runner)."""
-    row = {
-        "agent": participant, "agent_kind": "human", "session": int(session),
-        "trial_id": trial.trial_id, "sha256": image_sha256, "response": response,
-        "correct": response == trial.action, "rt_s": rt_s, "order": int(trial.order),
-        "block": int(trial.block), "choice_order": ";".join(choice_order),
-        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "simulated": simulated,
-        "phase": trial.phase, "plan_sha256": plan_sha256, "manifest_sha256": manifest_sha256,
-        "software": software, "stim_intended_s": float(trial.duration_s),
-    }
-    row.update(timing or {})
-    return row
+    """The responses row for one answered plan trial (timing: stim_onset_s, stim_duration_s,
+    dropped_frames, refresh_hz, flags as measured by the runner), built by `human_row`."""
+    return human_row(agent=participant, session=session, trial_id=trial.trial_id,
+                     action=trial.action, sha256=image_sha256, response=response, rt_s=rt_s,
+                     order=trial.order, block=trial.block, choice_order=choice_order,
+                     phase=trial.phase, simulated=simulated, plan_sha256=plan_sha256,
+                     manifest_sha256=manifest_sha256, software=software,
+                     **{"stim_intended_s": float(trial.duration_s), **(timing or {})})

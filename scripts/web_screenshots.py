@@ -3,9 +3,9 @@
 Renders a small synthetic trial set with k = 4 and k = 8 choices, exports the site, serves it
 on 127.0.0.1 and answers it in headless Chromium (Debian's, through Playwright), saving each
 kind of screen the first time it appears: the whole session with k = 4 in a 1280x800 window,
-and the response screen with k = 4 and k = 8 in a small (800x600) and a large (1920x1080)
-window. Durations are stretched (lab config below) so the fixation and stimulus screens can be
-caught. Needs Chromium, npm and the web extra (bash scripts/install-web.sh).
+the response and stimulus screens with k = 4, and consent, instructions, the response screen
+and the end page with k = 8, in a small (800x600) and a large (1920x1080) window. Durations
+are stretched (lab config below) so the fixation and stimulus screens can be caught. Needs Chromium, npm and the web extra (bash scripts/install-web.sh).
 
     python scripts/web_screenshots.py --out docs/screens/web
 """
@@ -25,7 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 import web_browser as wb  # noqa: E402
 
-LAB = {"timing": {"fixation_s": 1.5, "iti_s": 0.3, "feedback_s": 1.5, "stimulus_deg": 10.0}}
+LAB = {"timing": {"fixation_s": 1.5, "iti_s": 0.3, "feedback_s": 1.5, "stimulus_deg": 10.0},
+       "procedure": {"consent": True, "completion_code": "DEMO1234"}}
 # what is on screen, beyond jsPsych's current trial (see web_browser.STATE_JS)
 VISIBLE_JS = """() => ({fixation: !!document.querySelector('.bs-fix:not(.bs-hidden)'),
                         stimulus: !!document.querySelector('.bs-stim:not(.bs-hidden)')})"""
@@ -53,7 +54,7 @@ def make_study(work: Path, actions: int, k: int) -> tuple[Path, Path]:
 
 def shoot(browser, server, size, out: Path, prefix: str, wanted: set[str]) -> list[Path]:
     """Answer the session, saving `prefix-<screen>.png` once per wanted screen."""
-    page = wb.open_page(browser, server.url, "P01", size=size)
+    page = wb.open_page(browser, server, "P01", size=size)
     saved: dict[str, Path] = {}
 
     def grab(name: str) -> None:
@@ -79,8 +80,8 @@ def shoot(browser, server, size, out: Path, prefix: str, wanted: set[str]) -> li
             if not s["labels"]:
                 page.wait_for_timeout(20)
                 continue
-        elif s["screen"] in ("instructions", "practice", "main", "break", "feedback",
-                             "fullscreen"):
+        elif s["screen"] in ("consent", "instructions", "practice", "main", "break",
+                             "feedback", "fullscreen"):
             grab(s["screen"])
         wb.drive(page, lambda st, seen=s: st != seen, timeout=60)
     page.context.close()
@@ -98,7 +99,7 @@ def main() -> int:
 
     work = Path(tempfile.mkdtemp(prefix="bodyscene-web-screens-"))
     args.out.mkdir(parents=True, exist_ok=True)
-    everything = {"instructions", "fullscreen", "practice", "fixation", "stimulus", "response",
+    everything = {"consent", "instructions", "fullscreen", "practice", "fixation", "stimulus", "response",
                   "feedback", "main", "break", "end"}
     with sync_playwright() as p:
         browser = wb.launch(p)
@@ -117,8 +118,10 @@ def main() -> int:
                     shutil.rmtree(data)
                     data.mkdir()
                     server = wb.Server(plan, data, site)
+                    wanted = ({"consent", "instructions", "response", "end"} if k == 8
+                              else {"response", "stimulus"})
                     for path in shoot(browser, server, size, args.out, f"k{k}-{name}",
-                                      {"response", "stimulus"}):
+                                      wanted):
                         print(path)
             finally:
                 server.stop()

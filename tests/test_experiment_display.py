@@ -182,7 +182,7 @@ def test_session_answered_by_keys_matches_plan(display, study, sessions):
                             "--plan", str(plan.dir), "--participant", "P01", "--data",
                             str(data), "--windowed"], env=s.env, capture_output=True, text=True,
                            timeout=60)
-    assert again.returncode == 2 and "--resume" in again.stderr
+    assert again.returncode == 2 and "give a new participant id, or --session 2" in again.stderr
     assert len(again.stderr.strip().splitlines()) == 1
     record = json.loads((data / "P01_s1_bodyscene.run.json").read_text())
     assert record["plan_sha256"] == plan.sha256 and "display" in record
@@ -376,3 +376,34 @@ def test_no_display_is_one_line(study):
     assert r.returncode == 2 and "no display" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
     assert not data.exists() or not any(data.iterdir())
+
+
+def test_a_tap_on_a_label_answers(display, study, sessions, tmp_path):
+    """Press and release together (a touchpad tap) on the second label: the runner listens for
+    clicks, so a tap shorter than its polling interval still answers."""
+    plan, lab, data = study
+    shots = tmp_path / "shots"
+    s = Session(sessions, display, plan, lab, data, "P04", "--screenshots", str(shots))
+    meta_path = shots / "screens.json"
+    deadline = time.time() + 45
+    meta = {}
+    while "response" not in meta.get("screens", {}):
+        assert time.time() < deadline and s.proc.poll() is None, s.log.read_text()
+        s._xdo("key", "space")
+        time.sleep(0.2)
+        try:
+            meta = json.loads(meta_path.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):   # not yet, or being written
+            meta = {}
+    time.sleep(0.5)                                          # the labels are up
+    x, y, _, _ = meta["screens"]["response"][1]
+    w, h = meta["window_px"]
+    s._xdo("mousemove", "--window", s.window, str(int(w / 2 + x)), str(int(h / 2 - y)))
+    s._xdo("click", "1")
+    while s.rows() < 1:
+        assert time.time() < deadline + 15 and s.proc.poll() is None, s.log.read_text()
+        time.sleep(0.1)
+    s._xdo("key", "Escape")
+    s.proc.wait(timeout=20)
+    row = read_responses(s.path).iloc[0]
+    assert row["response"] == row["choice_order"].split(";")[1] and row["rt_s"] > 0.3

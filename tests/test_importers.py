@@ -128,7 +128,7 @@ def edited(src: Path, tmp_path: Path, column: str, row: int, value: str) -> Path
     ("stimulus", "stimuli/original/nobody.png", "matches no manifest trial"),
     ("stimulus", "clap_test00.png", "matches 4 trials by name"),
     ("response", "9", "none of the offered actions"),
-    ("choice_order", "wave;clap;run", "is not an order of the trial's choices"),
+    ("choice_order", "wave;clap;run", "is not an order of the trial's offered choices"),
     ("rt", "soon", "expected a number"),
 ])
 def test_rows_that_cannot_be_matched_are_refused(manifest, tmp_path, column, value, message,
@@ -152,6 +152,38 @@ def test_nothing_is_overwritten_and_maps_are_checked(manifest, tmp_path):
         import_responses(DATA / "jspsych_data.csv", "jspsych", manifest, tmp_path / "r2",
                          mapping={"agent": "nope"})
     tidy = tmp_path / "t.csv"
-    shutil.copy(DATA / "jspsych_data.csv", tidy)
+    pd.read_csv(DATA / "jspsych_data.csv").drop(columns=["stimulus"]).to_csv(tidy, index=False)
     with pytest.raises(BadInput, match="no column names the stimulus"):
         import_responses(tidy, "csv", manifest, tmp_path / "r3")
+
+
+def test_tidy_csv_in_the_contracts_names_needs_no_map_and_keeps_its_phase(manifest, tmp_path):
+    df = pd.read_csv(manifest)
+    test = df[df["split"] == "test"].head(3)
+    src = tmp_path / "tidy.csv"
+    pd.DataFrame({"agent": ["A"] * 3, "trial_id": test["trial_id"], "sha256": test["sha256"],
+                  "response": test["action"], "rt_s": ["0.5", "0.6", "0.7"],
+                  "phase": ["practice", "main", ""]}).to_csv(src, index=False)
+    _, n = import_responses(src, "csv", manifest, tmp_path / "resp")
+    a = read_responses(tmp_path / "resp" / "A_s1_import-csv.csv")
+    assert n == 3 and a["phase"].tolist() == ["practice", "main", "main"]
+    assert a["correct"].all()
+    bad = tmp_path / "bad.csv"
+    pd.read_csv(src).assign(phase=["warmup", "main", "main"]).to_csv(bad, index=False)
+    with pytest.raises(BadInput, match="row 2, column 'phase'"):
+        import_responses(bad, "csv", manifest, tmp_path / "r2")
+
+
+def test_importing_10000_rows_hashes_the_manifest_once(manifest, tmp_path, monkeypatch):
+    import bodyscene.stimuli.manifest as mf
+
+    calls = []
+    real = mf.manifest_sha256
+    monkeypatch.setattr(mf, "manifest_sha256", lambda p: calls.append(p) or real(p))
+    df = pd.read_csv(manifest)
+    rows = df.sample(10_000, replace=True, random_state=0)
+    src = tmp_path / "big.csv"
+    pd.DataFrame({"agent": "A", "trial_id": rows["trial_id"].to_numpy(),
+                  "response": rows["action"].to_numpy()}).to_csv(src, index=False)
+    _, n = import_responses(src, "csv", manifest, tmp_path / "resp")
+    assert n == 10_000 and len(calls) == 1

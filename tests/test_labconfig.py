@@ -8,6 +8,7 @@ import pytest
 from bodyscene.errors import BadInput
 from bodyscene.human_study.experiment import RunConfig, participant_info, prepare
 from bodyscene.human_study.labconfig import (
+    KEYS,
     LabConfig,
     check_keys,
     check_labels,
@@ -53,12 +54,49 @@ def test_keys_and_labels_are_checked_against_backend_and_manifest():
     lab = LabConfig()
     names = {"space", "return", "escape", "1", "2"}
     check_keys(lab, names, "lab.json")
-    lab.texts.continue_key = "spacebar"
-    with pytest.raises(BadInput, match="'spacebar' is not a key name.*space"):
+    lab.texts.continue_key = "enter"          # the vocabulary's name, PsychoPy's "return"
+    check_keys(lab, names, "lab.json")
+    lab.texts.continue_key = "f"
+    with pytest.raises(BadInput, match="'f' is not a key name of the keyboard backend"):
         check_keys(lab, names, "lab.json")
     lab.labels = {"kick": "treten", "jumpin_jack": "Hampelmann"}
     with pytest.raises(BadInput, match="labels for 'jumpin_jack'"):
         check_labels(lab, {"kick", "jumping_jack"}, "lab.json")
+
+
+@pytest.mark.parametrize("name,psychopy,browser,shown", [
+    ("space", "space", " ", "space"), ("return", "return", "Enter", "Enter"),
+    ("enter", "return", "Enter", "Enter"), ("right", "right", "ArrowRight", "the right arrow key"),
+    ("f", "f", "f", "F")])
+def test_a_continue_key_is_one_name_translated_per_venue_and_named_on_every_screen(
+        tmp_path, name, psychopy, browser, shown):
+    path = tmp_path / "lab.json"
+    path.write_text(json.dumps({"texts": {"continue_key": name}}))
+    lab = load_lab_config(path)
+    assert (KEYS[name].psychopy, KEYS[name].browser) == (psychopy, browser)
+    for text in ("instructions", "consent", "resume", "practice", "practice_again", "main",
+                 "break_", "end"):
+        said = getattr(lab.texts, text)
+        assert f"Press {shown}" in said and "{continue_key}" not in said, (text, said)
+        if name != "space":
+            assert "space" not in said
+    assert lab.texts.break_.format(n=2, total=5).startswith("Take a short break. Block 2 of 5")
+
+
+@pytest.mark.parametrize("name", ["spacebar", "Return", "F1", ""])
+def test_an_unknown_key_is_refused_when_the_config_loads(tmp_path, name):
+    path = tmp_path / "lab.json"
+    path.write_text(json.dumps({"texts": {"continue_key": name}}))
+    with pytest.raises(BadInput, match=f"texts.continue_key {name!r} is not a key name"):
+        load_lab_config(path)
+
+
+def test_a_text_keeps_literal_braces_and_other_placeholders(tmp_path):
+    path = tmp_path / "lab.json"
+    path.write_text(json.dumps({"texts": {"continue_key": "return", "break_":
+                                          "{{Pause}} {n}/{total}: {continue_key}"}}))
+    lab = load_lab_config(path)
+    assert lab.texts.break_.format(n=1, total=3) == "{Pause} 1/3: Enter"
 
 
 def test_prepare_refuses_session_zero_and_unknown_labels(tmp_path):
@@ -103,3 +141,65 @@ def test_layout_rows():
     assert rows_needed([500, 100], room=300, gap=20) == 2  # a column, still too wide
     assert Box(0, 0, 10, 10).intersects(Box(9, 0, 10, 10))
     assert not Box(0, 0, 10, 10).intersects(Box(10, 0, 10, 10))
+
+
+def test_the_docs_example_config_is_what_experiment_config_writes(tmp_path):
+    import re
+    from dataclasses import asdict
+    from pathlib import Path
+
+    from bodyscene.human_study.labconfig import write_default_config
+
+    doc = (Path(__file__).parents[1] / "docs" / "experiment.md").read_text(encoding="utf-8")
+    block = re.search(r"```json\n(\{\"monitor\".*?)```", doc, re.S).group(1)
+    shown = json.loads(block)
+    written = json.loads(write_default_config(tmp_path / "lab.json").read_text())
+    for section in ("monitor", "timing", "procedure", "labels"):
+        assert shown[section] == written[section], section
+    assert list(shown["texts"]) == list(written["texts"]) == list(asdict(LabConfig().texts))
+    for key, text in shown["texts"].items():
+        if "..." not in text:
+            assert text == written["texts"][key], key
+
+
+def test_a_resolution_mismatch_says_how_to_make_a_profile():
+    from bodyscene.human_study.experiment import check_screen
+
+    with pytest.raises(BadInput, match=r"bodyscene experiment config --out lab.json`, set its "
+                                       r"monitor.resolution to \[800, 600\] and pass --config"):
+        check_screen(LabConfig(), (800, 600), "lab config")
+    with pytest.raises(BadInput, match="correct monitor.resolution in lab.json"):
+        check_screen(LabConfig(), (800, 600), "lab.json")
+
+
+@pytest.mark.parametrize("mode", ["trial", "participant"])
+def test_the_choice_order_is_fixed_per_participant_on_request_and_the_instructions_say_which(
+        tmp_path, mode):
+    from bodyscene.human_study.session import choice_order
+
+    path = tmp_path / "lab.json"
+    path.write_text(json.dumps({"procedure": {"choice_order": mode}}))
+    lab = load_lab_config(path)
+    said = {"trial": "changes from trial to trial", "participant": "stay in the same order"}
+    assert said[mode] in lab.texts.instructions and "{choice_order}" not in lab.texts.instructions
+    actions = [f"a{i}" for i in range(8)]
+    seed = "0123456789abcdefP01"
+    orders = [choice_order(";".join(actions[i:i + 4]), seed, i, mode) for i in range(5)]
+    pairs = {(a, b) for o in orders for i, a in enumerate(o) for b in o[i + 1:]}
+    consistent = not any((b, a) in pairs for a, b in pairs)   # one relative order throughout
+    assert consistent == (mode == "participant")
+    for o, i in zip(orders, range(5)):
+        assert sorted(o) == actions[i:i + 4]
+        assert o == choice_order(";".join(actions[i:i + 4]), seed, i, mode)  # reproducible
+    path.write_text(json.dumps({"procedure": {"choice_order": "random"}}))
+    with pytest.raises(BadInput, match="procedure.choice_order must be"):
+        load_lab_config(path)
+
+
+def test_run_refuses_an_unknown_key_as_export_web_does(tmp_path):
+    manifest = write_toy_manifest(tmp_path / "toy", items_per_split={"val": 1, "test": 2})
+    plan = make_plan(manifest, tmp_path / "plan", PlanConfig(n_participants=1, practice_items=1))
+    lab = tmp_path / "lab.json"
+    lab.write_text(json.dumps({"texts": {"continue_key": "spacebar"}}))
+    with pytest.raises(BadInput, match="texts.continue_key 'spacebar' is not a key name"):
+        prepare(RunConfig(plan=plan, participant="P01", lab_config=lab))

@@ -210,6 +210,13 @@ def test_resume_bookkeeping(manifest, tmp_path):
         remaining_trials(trials, path, True, "0" * 64)
     with pytest.raises(BadInput, match="cannot name a data file"):
         responses_path(tmp_path, "../P01", 1)
+    with ResponseWriter(path, columns=response_columns(), mode="append") as w:
+        for t in trials.iloc[4:].itertuples():
+            w.write(response_row(t, "P01", 1, t.action, 0.5, t.choices.split(";"), t.sha256,
+                                 plan.sha256, plan.manifest_sha256, "x"))
+    with pytest.raises(BadInput, match="complete; give a new participant id, or --session 2"):
+        remaining_trials(trials, path, False, plan.sha256)   # not --resume: it is complete
+    assert remaining_trials(trials, path, True, plan.sha256).empty
 
 
 def test_default_practice_takes_what_the_split_offers(tmp_path):
@@ -235,3 +242,21 @@ def test_catch_trials_on_by_default_and_not_counted_in_blocks(tmp_path):
     for block, rows in trials.groupby("block"):
         assert (rows["phase"] == "main").sum() <= 5          # every 5 *main* trials
     assert [(r["phase"] == "main").sum() for _, r in trials.groupby("block")][:-1] == [5] * 4
+
+
+def test_the_runners_measured_timing_overrides_the_planned_duration(manifest, tmp_path):
+    from bodyscene.human_study.session import response_row
+
+    plan = _plan(manifest, tmp_path, n_participants=1)
+    t = next(plan.trials("P01").itertuples())
+    planned = response_row(t, "P01", 1, t.action, 0.5, t.choices.split(";"), t.sha256,
+                           plan.sha256, plan.manifest_sha256, "x")
+    measured = response_row(t, "P01", 1, "", None, t.choices.split(";"), t.sha256, plan.sha256,
+                            plan.manifest_sha256, "x",
+                            timing={"stim_intended_s": 0.1167, "timed_out": True})
+    assert planned["stim_intended_s"] == float(t.duration_s) and planned["correct"]
+    assert measured["stim_intended_s"] == 0.1167 and measured["timed_out"] is True
+    assert measured["response"] == "" and measured["correct"] is False
+    with pytest.raises(ValueError, match="unknown response column"):
+        response_row(t, "P01", 1, t.action, 0.5, [], t.sha256, plan.sha256,
+                     plan.manifest_sha256, "x", timing={"stim_intended": 1})

@@ -69,7 +69,7 @@ def test_session_with_reload_and_server_crash_matches_plan(study, browser, tmp_p
     data = tmp_path / "data"
     server = wb.Server(plan.dir, data, site)
     try:
-        page = wb.open_page(browser, server.url, "P01")
+        page = wb.open_page(browser, server, "P01")
         # a reload while the fourth trial is on screen: the page resumes at that trial
         wb.drive(page, lambda s: s["acked"] >= 3 and s["screen"] == "trial")
         page.reload()
@@ -95,9 +95,9 @@ def test_session_with_reload_and_server_crash_matches_plan(study, browser, tmp_p
         # who has finished gets the end screen again, not a second session: from the same
         # browser, and from a fresh one that only the server remembers
         before = (data / "P01_s1_bodyscene.csv").read_bytes()
-        again = wb.open_page(browser, server.url, "P01", context=page.context)
+        again = wb.open_page(browser, server, "P01", context=page.context)
         assert wb.drive(again, lambda s: s["screen"] == "end")["saved"]
-        fresh = wb.open_page(browser, server.url, "P01")
+        fresh = wb.open_page(browser, server, "P01")
         assert wb.drive(fresh, lambda s: s["screen"] == "end")["saved"]
         assert (data / "P01_s1_bodyscene.csv").read_bytes() == before
     finally:
@@ -167,7 +167,7 @@ def test_clips_play_their_frames_at_the_manifest_fps(browser, tmp_path):
                                  quiet=True, fullscreen=False))
     server = wb.Server(plan.dir, tmp_path / "data", site)
     try:
-        page = wb.open_page(browser, server.url, "P01")
+        page = wb.open_page(browser, server, "P01")
         wb.drive(page, lambda s: s["screen"] == "end" and s.get("saved"))
     finally:
         server.stop()
@@ -180,3 +180,44 @@ def test_clips_play_their_frames_at_the_manifest_fps(browser, tmp_path):
         assert float(row.stim_intended_s) == pytest.approx(t.n_frames * per_frame / hz,
                                                            abs=1e-5)
         assert float(row.stim_duration_s) >= float(row.stim_intended_s) - 0.5 / hz
+
+
+@pytest.mark.parametrize("name,press", [("return", "Enter"), ("right", "ArrowRight"), ("f", "f")])
+def test_a_configured_continue_key_is_the_one_that_works_and_is_named(study, browser, tmp_path,
+                                                                      name, press):
+    """Space does nothing, the configured key goes on, and every screen names it."""
+    from bodyscene.human_study.web.export import WebConfig, export_site
+
+    plan, _, _ = study
+    lab = tmp_path / "lab.json"
+    lab.write_text(json.dumps({**LAB, "texts": {"continue_key": name},
+                               "procedure": {"consent": True}}))
+    site = export_site(WebConfig(plan=plan.dir, out=tmp_path / "site", lab_config=lab,
+                                 quiet=True, fullscreen=False))
+    data = tmp_path / "data"
+    server = wb.Server(plan.dir, data, site)
+    try:
+        page = wb.open_page(browser, server, "P03")
+        page.wait_for_function("window.__bodyscene && window.__bodyscene.jsPsych.getCurrentTrial()")
+        assert wb.state(page)["screen"] == "consent"
+        words = {"return": "Enter", "right": "the right arrow key", "f": "F"}[name]
+        assert f"Press {words}" in page.inner_text("body")
+        page.keyboard.press(" ")
+        page.wait_for_timeout(300)
+        assert wb.state(page)["screen"] == "consent"          # space is not the key
+        seen = set()
+
+        def until(s):
+            if s["screen"] in ("instructions", "practice", "main", "break"):
+                seen.add(s["screen"])
+                assert "space" not in page.inner_text("body")
+            return s["screen"] == "end"
+        end = wb.drive(page, until, continue_key=press, timeout=120)
+        assert end["saved"] and {"instructions", "practice", "main"} <= seen
+        assert not page.errors, page.errors
+    finally:
+        server.stop()
+    df = read_responses(data / "P03_s1_bodyscene.csv")
+    assert len(df) == len(plan.trials("P03"))
+    assert set(df["timing_mode"]) == {"browser-raf"}                # the lab's flags, filled
+    assert df["anticipation"].isin(["true", "false"]).all() and set(df["timed_out"]) == {"false"}

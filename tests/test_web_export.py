@@ -74,3 +74,44 @@ def test_an_existing_site_or_a_changed_stimulus_is_refused(toy_manifest, tmp_pat
                  str(tmp_path / "site2"), "--quiet"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "sha256" in err[0]
+
+
+@pytest.mark.parametrize("lab,setting", [
+    ({"timing": {"mask_s": 0.1}}, "timing.mask_s 0.1"),
+    ({"timing": {"response_deadline_s": 3}}, "timing.response_deadline_s 3.0"),
+    ({"procedure": {"practice_criterion": 0.8}}, "procedure.practice_criterion 0.8"),
+    ({"procedure": {"participant_fields": ["age"]}}, 'procedure.participant_fields ["age"]'),
+    ({"texts": {"continue_key": "spacebar"}}, "texts.continue_key 'spacebar' is not a key name"),
+])
+def test_a_setting_the_page_does_not_implement_is_refused_by_name(toy_manifest, tmp_path, capsys,
+                                                                   lab, setting):
+    plan = make_plan(toy_manifest, tmp_path / "plan", PlanConfig(n_participants=1))
+    (tmp_path / "lab.json").write_text(json.dumps(lab))
+    code = main(["experiment", "export-web", "--plan", str(plan), "--out", str(tmp_path / "site"),
+                 "--config", str(tmp_path / "lab.json"), "--quiet"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and setting in err[0], err
+    assert not (tmp_path / "site").exists()
+
+
+@pytest.mark.parametrize("name,browser,words", [("return", "Enter", "Enter"),
+                                                ("enter", "Enter", "Enter"),
+                                                ("right", "ArrowRight", "the right arrow key"),
+                                                ("f", "f", "F")])
+def test_the_page_gets_the_browser_key_display_names_and_consent(toy_manifest, tmp_path, name,
+                                                                  browser, words):
+    lab = {"texts": {"continue_key": name}, "procedure": {"consent": True,
+                                                          "completion_code": "LAB42"},
+           "labels": {"kick": "treten"}}
+    (tmp_path / "lab.json").write_text(json.dumps(lab))
+    plan, site = export(toy_manifest, tmp_path, "--config", str(tmp_path / "lab.json"))
+    config = json.loads((site / "config.json").read_text())
+    assert config["keys"] == {"continue": browser}
+    assert config["procedure"] == {"consent": True, "choice_order": "trial"}
+    assert config["completion_code"] == "LAB42"
+    for key in ("instructions", "consent", "practice", "main", "break_", "resume"):
+        assert f"Press {words}" in config["texts"][key] and "space" not in config["texts"][key]
+    actions = {c for pid in plan.participants for cs in plan.trials(pid)["choices"]
+               for c in cs.split(";")}
+    assert set(config["labels"]) == actions and config["labels"]["kick"] == "treten"
+    assert all(config["labels"][a] == a.replace("_", " ") for a in actions - {"kick"})

@@ -68,8 +68,36 @@ class Server:
         if not line.startswith("serving "):
             self.proc.kill()
             raise RuntimeError(f"serve did not start: {line!r}")
-        self.url = line.split()[1].split("/?")[0]
+        self.url = line.split()[1].split("/?")[0].rstrip("/")
         self.port = int(self.url.rsplit(":", 1)[1])
+        self.data, self.plan = Path(data), Path(plan)
+        self._wait_until_listening()
+
+    def _wait_until_listening(self, timeout: float = 20) -> None:
+        """The socket is bound before "serving" is printed; uvicorn listens a moment later."""
+        import urllib.request
+
+        deadline = time.time() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(self.url + "/healthz", timeout=2):
+                    return
+            except OSError:
+                if time.time() > deadline or self.proc.poll() is not None:
+                    raise RuntimeError(f"serve at {self.url} does not answer") from None
+                time.sleep(0.05)
+
+    def link(self, participant: str, **params: str) -> str:
+        """The participant's URL with its session token, as `experiment links` writes it."""
+        from urllib.parse import urlencode
+
+        from bodyscene.human_study.plan import read_plan
+        from bodyscene.human_study.web.tokens import load_secret, session_token
+
+        token = session_token(load_secret(self.data), read_plan(self.plan).sha256, participant,
+                              1)
+        return f"{self.url}/?" + urlencode({"participant": participant, "token": token,
+                                            **params})
 
     def kill9(self) -> None:
         os.kill(self.proc.pid, signal.SIGKILL)   # this process only, by its id
@@ -89,13 +117,13 @@ def launch(playwright):
     return playwright.chromium.launch(executable_path=chromium(), headless=True)
 
 
-def open_page(browser, url: str, participant: str, size=(1024, 768), context=None):
+def open_page(browser, server: "Server", participant: str, size=(1024, 768), context=None):
     ctx = context or browser.new_context(viewport={"width": size[0], "height": size[1]})
     page = ctx.new_page()
     page.errors = []
     page.on("pageerror", lambda e: page.errors.append(str(e)))
     page.add_init_script(f"window.__bsKey = 'bodyscene:{participant}:s1';")
-    page.goto(f"{url}/?participant={participant}")
+    page.goto(server.link(participant))
     return page
 
 
@@ -103,10 +131,11 @@ def state(page) -> dict:
     return page.evaluate(STATE_JS)
 
 
-def drive(page, until, key_for=lambda s: str(1 + s["order"] % s["k"]), timeout: float = 90):
-    """Answer screens as a participant would until `until(state)` is true: space on text
-    screens, a click on the full-screen button, and on each trial the key `key_for(state)`
-    once its choices are up. Returns the last state."""
+def drive(page, until, key_for=lambda s: str(1 + s["order"] % s["k"]), timeout: float = 90,
+          continue_key: str = " "):
+    """Answer screens as a participant would until `until(state)` is true: `continue_key` (a
+    Playwright key name) on text screens, a click on the full-screen button, and on each trial
+    the key `key_for(state)` once its choices are up. Returns the last state."""
     deadline = time.time() + timeout
     answered = None
     while True:
@@ -121,8 +150,8 @@ def drive(page, until, key_for=lambda s: str(1 + s["order"] % s["k"]), timeout: 
             except Exception:  # noqa: BLE001 - gone between the look and the click
                 pass
             page.wait_for_timeout(50)
-        elif s["screen"] in ("instructions", "resume", "practice", "main", "break"):
-            page.keyboard.press(" ")
+        elif s["screen"] in ("instructions", "consent", "resume", "practice", "main", "break"):
+            page.keyboard.press(continue_key)
             page.wait_for_timeout(30)
         elif s["screen"] == "trial" and s["labels"] and s["order"] != answered:
             page.keyboard.press(key_for(s))

@@ -23,7 +23,7 @@ from bodyscene.provenance import write_run_record
 from bodyscene.stimuli.manifest import split_choices, stimulus_frames, stimulus_sha256
 from bodyscene.tables import file_sha256, fresh_output_dir, write_json_atomic
 
-from ..labconfig import LabConfig, load_lab_config
+from ..labconfig import KEYS, LabConfig, load_lab_config
 from ..plan import Plan, read_plan
 
 HERE = Path(__file__).parent
@@ -33,7 +33,7 @@ VENDOR_FILES = {
     "jspsych": {"dist/index.browser.min.js": "jspsych.js", "css/jspsych.css": "jspsych.css"},
     **{f"@jspsych/plugin-{p}": {"dist/index.browser.min.js": f"plugin-{p}.js"}
        for p in ("preload", "html-keyboard-response", "image-keyboard-response", "instructions",
-                 "survey-text", "fullscreen", "browser-check")},
+                 "fullscreen", "browser-check")},
 }
 
 
@@ -42,7 +42,8 @@ class WebTexts:
     """Texts only the online version shows (the lab config's `texts` supply the rest).
     `{participant}` and `{code}` are filled in."""
 
-    participant_prompt: str = "Please enter your participant ID."
+    no_link: str = ("Please open this study through the participant link you were given (it "
+                    "holds your access token).")
     end: str = "Thank you! The session is complete."   # replaces the lab's (no key to close)
     unknown_participant: str = "There is no participant {participant} in this study."
     loading: str = "Loading the pictures..."
@@ -54,6 +55,8 @@ class WebTexts:
     not_saved: str = ("Your answers could not all be sent yet. Please keep this tab open and "
                       "check your connection; reload the page to try again.")
     completion_code: str = "Your completion code: {code}"
+    declined: str = ("You chose not to take part. No answers were recorded; you may close this "
+                     "page.")
 
 
 @dataclass
@@ -78,6 +81,7 @@ def export_site(cfg: WebConfig) -> Path:
     """Write the site for cfg.plan into cfg.out (a new or empty folder); returns cfg.out."""
     plan = read_plan(cfg.plan)
     lab = load_lab_config(cfg.lab_config)
+    check_web_supported(lab, cfg.lab_config or "lab config")
     texts = load_web_texts(cfg.web_texts)
     modules = npm_modules(cfg.npm_cache)
     out = fresh_output_dir(cfg.out, "site folder")
@@ -87,13 +91,35 @@ def export_site(cfg: WebConfig) -> Path:
     (out / "plan").mkdir()
     for pid in plan.participants:
         write_json_atomic(out / "plan" / f"{pid}.json", participant_json(plan, pid, frames))
-    code = cfg.completion_code or plan.sha256[:8].upper()
+    code = cfg.completion_code or lab.procedure.completion_code or plan.sha256[:8].upper()
     write_json_atomic(out / "config.json", site_config(cfg, plan, lab, texts, code))
     cfg.texts = texts
     write_run_record(out.parent, cfg, None, name=f"{out.name}.export.json",
                      plan_sha256=plan.sha256, manifest_sha256=plan.manifest_sha256,
                      vendored=vendored, participants=list(plan.participants))
     return out
+
+
+# Lab-config settings the web page does not implement, with the value that means "not used":
+# export-web refuses a config that sets one (docs/experiment.md, "Lab and web").
+NOT_ON_THE_WEB = {
+    "timing.mask_s": (0.0, "the page shows no mask"),
+    "timing.response_deadline_s": (0.0, "the page waits for an answer without a deadline"),
+    "procedure.practice_criterion": (0.0, "the page runs the practice block once"),
+    "procedure.participant_fields": ([], "the page asks for no participant information"),
+}
+
+
+def check_web_supported(lab: LabConfig, where_: str | Path) -> None:
+    """Refuse, in one line naming the setting, a lab config the web page would not honour (lab
+    and online data would otherwise differ without anybody being told)."""
+    for name, (unused, why) in NOT_ON_THE_WEB.items():
+        section, key = name.split(".")
+        value = getattr(getattr(lab, section), key)
+        if value != unused:
+            raise BadInput(f"{where_}: {name} {json.dumps(value)} is not implemented online "
+                           f"({why}); set it to {json.dumps(unused)} for export-web or run "
+                           f"this protocol in the lab (docs/experiment.md, Lab and web)")
 
 
 def load_web_texts(path: Path | None) -> WebTexts:
@@ -137,8 +163,18 @@ def site_config(cfg: WebConfig, plan: Plan, lab: LabConfig, texts: WebTexts,
         "completion_code": code, "redirect_url": cfg.redirect_url,
         "fullscreen": cfg.fullscreen, "minimum_window": list(cfg.minimum_window),
         "stimulus_px": stimulus_px(lab), "timing": asdict(lab.timing),
-        "texts": {**lab_texts, **asdict(texts)}, "labels": dict(lab.labels),
+        "procedure": {"consent": lab.procedure.consent,
+                      "choice_order": lab.procedure.choice_order},
+        "texts": {**lab_texts, **asdict(texts)},
+        "labels": {a: lab.label(a) for a in plan_actions(plan)},   # display names, as the lab
+        "keys": {"continue": KEYS[lab.texts.continue_key].browser},  # KeyboardEvent.key
     }
+
+
+def plan_actions(plan: Plan) -> list[str]:
+    """Every action offered in any participant's trials."""
+    return sorted({c for pid in plan.participants
+                   for choices in plan.trials(pid)["choices"] for c in split_choices(choices)})
 
 
 def trial_key(plan_sha256: str, participant: str, trial_id: str) -> str:

@@ -7,12 +7,17 @@ Starlette on uvicorn. Routes:
   POST /api/trial    {participant, ...}     one answered trial: validated, appended, fsync'ed
   GET  /healthz, and the exported site itself at / (one command for a pilot)
 
-A trial is checked against the plan before anything is written: the participant, the trial id
-and its position, the sha256 of the pixels the page showed, the choices offered and the
-answer among them; `correct`, block, phase and the hashes come from the plan, never from the
-browser. A refusal is a 4xx with one line in the log: 400 not a JSON object, 404 participant
-not in the plan, 409 trial already answered (the page treats it as stored: it is a retry whose
-first answer arrived), 413 body too large, 415 not JSON, 422 a field that does not match."""
+Every post and the session query carry the session's token (`tokens.py`): none is 401, a wrong
+one 403, more posts than the rate limit allows 429; nothing is written for any of them.
+A trial is then checked against the plan before anything is written: the participant, the trial
+key and its position, the sha256 of the pixels the page showed, the choices offered and the
+answer among them; `correct`, block, phase, the hashes and the lab's flags (anticipation from
+`min_rt_s`, time-out from the deadline, `timing_mode=browser-raf`, the practice round) come from
+the plan and the lab config, never from the browser. A refusal is a 4xx with one line in the
+log: 400 not a JSON object, 404 participant not in the plan, 409 trial already answered (the
+page treats it as stored: it is a retry whose first answer arrived), 413 body too large, 415 not
+JSON, 422 a field that does not match. Replies never name a trial, its action or its condition
+(a participant could read them in the browser's developer tools); the log has the detail."""
 
 from __future__ import annotations
 
@@ -31,11 +36,13 @@ from pathlib import Path
 from bodyscene.errors import BadInput
 from bodyscene.stimuli.manifest import split_choices
 
+from ..labconfig import Timing
 from ..plan import Plan, read_plan
-from ..responses import RESPONSES_SCHEMA
+from ..responses import check_response, human_row
 from ..session import responses_path, software_string
 from .export import trial_key
 from .store import Duplicate, Store, fsync_dir
+from .tokens import RateLimit, load_secret, session_token, token_ok
 
 log = logging.getLogger("bodyscene.web")
 
@@ -50,7 +57,7 @@ TRIAL_FIELDS = {
     "stim_intended_s": _NUM, "stim_onset_s": _NUM, "stim_offset_s": _NUM,
     "stim_duration_s": _NUM, "stim_frames": (int,), "dropped_frames": (int,),
     "refresh_hz": _NUM, "browser": (str,), "screen_px": (str,), "window_px": (str,),
-    "software": (str,), "extra": (dict,),
+    "software": (str,), "extra": (dict,), "token": (str,),
 }
 TRIAL_REQUIRED = ("participant", "session", "trial", "order", "sha256", "response", "rt_s",
                   "choice_order")
@@ -58,7 +65,7 @@ START_FIELDS = {
     "participant": (str,), "session": (int,), "plan_sha256": (str,), "recruitment": (dict,),
     "resumed": (bool,), "first_order": (int, type(None)), "browser": (str,),
     "user_agent": (str,), "screen_px": (str,), "window_px": (str,),
-    "device_pixel_ratio": _NUM, "client": (str,),
+    "device_pixel_ratio": _NUM, "client": (str,), "token": (str,),
 }
 RECRUITMENT_KEYS = ("PROLIFIC_PID", "STUDY_ID", "SESSION_ID", "workerId", "assignmentId",
                     "hitId", "turkSubmitTo")
@@ -67,9 +74,10 @@ RECRUITMENT_KEYS = ("PROLIFIC_PID", "STUDY_ID", "SESSION_ID", "workerId", "assig
 class Refused(Exception):
     """A request that is answered with a 4xx and one log line, and never written."""
 
-    def __init__(self, status: int, message: str):
+    def __init__(self, status: int, message: str, detail: str = ""):
         super().__init__(message)
-        self.status, self.message = status, message
+        # message: the reply (never a trial id, action or condition); detail: the log only
+        self.status, self.message, self.detail = status, message, detail
 
 
 @dataclass
@@ -163,27 +171,24 @@ def check_recruitment(recruitment: object) -> dict:
     return recruitment
 
 
-def trial_row(body: dict, study: Study, software: str) -> dict:
-    """The responses row for a posted trial, or Refused."""
+def trial_row(body: dict, study: Study, software: str, timing: Timing | None = None) -> dict:
+    """The responses row for a posted trial, or Refused. The lab's flags are computed here
+    from `timing` (the lab config the site was exported with)."""
+    timing = timing or Timing()
     check_fields(body, TRIAL_FIELDS, TRIAL_REQUIRED)
     planned = study.participant(body["participant"])
     t = planned.get(body["trial"])
     if t is None:
-        raise Refused(422, f"trial {body['trial'][:64]!r} is not in "
-                           f"{body['participant']}'s plan")
+        raise Refused(422, "trial: not in this participant's plan",
+                      f"key {body['trial'][:64]!r}")
     if body["order"] != t.order:
-        raise Refused(422, f"trial {t.trial_id!r} is at order {t.order} in the plan, "
-                           f"not {body['order']}")
-    if body["sha256"] != t.sha256:
-        raise Refused(422, f"trial {t.trial_id!r}: the page showed pixels whose sha256 "
-                           f"differs from the plan's")
-    shown = body["choice_order"]
-    if not all(isinstance(c, str) for c in shown) or sorted(shown) != sorted(t.choices):
-        raise Refused(422, f"trial {t.trial_id!r}: choice_order is not an order of the "
-                           f"trial's choices")
-    if body["response"] not in t.choices:
-        raise Refused(422, f"trial {t.trial_id!r}: response {body['response'][:40]!r} "
-                           f"was not offered")
+        raise Refused(422, "order: not this trial's position in the plan",
+                      f"{t.trial_id} is at {t.order}, not {body['order']}")
+    wrong = check_response(t.choices, t.sha256, sha256=body["sha256"],
+                           choice_order=body["choice_order"], response=body["response"])
+    if wrong:
+        raise Refused(422, f"{wrong[0]}: {wrong[1]}",
+                      f"{t.trial_id}: {str(body.get(wrong[0]))[:120]}")
     for key in ("rt_s", "stim_intended_s", "stim_duration_s", "stim_frames", "dropped_frames",
                 "refresh_hz"):
         value = body.get(key)
@@ -192,22 +197,22 @@ def trial_row(body: dict, study: Study, software: str) -> dict:
     extra = body.get("extra") or {}
     if len(json.dumps(extra)) > 8000:
         raise Refused(422, "extra: too large")
-    row = {
-        "agent": body["participant"], "agent_kind": "human", "session": body["session"],
-        "trial_id": t.trial_id, "sha256": t.sha256, "response": body["response"],
-        "correct": body["response"] == t.action, "rt_s": float(body["rt_s"]),
-        "order": t.order, "block": t.block, "choice_order": ";".join(shown),
-        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "simulated": False,
-        "phase": t.phase, "plan_sha256": study.plan.sha256,
-        "manifest_sha256": study.plan.manifest_sha256,
-        "software": f"{software};{body.get('software', '')}".strip(";"),
-    }
-    for key in ("stim_intended_s", "stim_onset_s", "stim_offset_s", "stim_duration_s",
-                "stim_frames", "dropped_frames", "refresh_hz", "browser", "screen_px",
-                "window_px"):
-        row[key] = body.get(key)
-    # the contract decides which of these it records
-    return {k: v for k, v in row.items() if k in RESPONSES_SCHEMA.columns}
+    rt = float(body["rt_s"])
+    deadline = timing.response_deadline_s
+    row = human_row(
+        agent=body["participant"], session=body["session"], trial_id=t.trial_id,
+        action=t.action, sha256=t.sha256, response=body["response"], rt_s=rt, order=t.order,
+        block=t.block, choice_order=body["choice_order"], phase=t.phase,
+        plan_sha256=study.plan.sha256, manifest_sha256=study.plan.manifest_sha256,
+        software=f"{software};{body.get('software', '')}".strip(";"),
+        timing_mode="browser-raf", anticipation=rt < timing.min_rt_s,
+        timed_out=bool(deadline) and rt > deadline,
+        practice_round=1 if t.phase == "practice" else None,
+        **{key: body.get(key) for key in (
+            "stim_intended_s", "stim_onset_s", "stim_offset_s", "stim_duration_s",
+            "stim_frames", "dropped_frames", "refresh_hz", "browser", "screen_px",
+            "window_px")})
+    return row
 
 
 # --- participants assigned by a counter -------------------------------------------------------
@@ -255,9 +260,13 @@ class Assigner:
 # --- the application ---------------------------------------------------------------------------
 
 def create_app(plan_dir: str | Path, data_dir: str | Path, site: str | Path | None = None,
-               allow_origin: str | None = None, max_body: int = MAX_BODY):
+               allow_origin: str | None = None, max_body: int = MAX_BODY,
+               secret_file: str | Path | None = None, rate: RateLimit | None = None,
+               timing: Timing | None = None):
     """The ASGI app. `site`: an exported site folder to serve at / (its plan must be this
-    plan); `allow_origin`: a site hosted elsewhere that may post here (CORS)."""
+    plan; its lab timing decides the flags unless `timing` is given); `allow_origin`: a site
+    hosted elsewhere that may post here (CORS); `secret_file`: the token secret (default
+    `<data_dir>/web-secret`, made on first use); `rate`: posts allowed per session token."""
     import anyio
     from starlette.applications import Starlette
     from starlette.middleware import Middleware
@@ -270,13 +279,32 @@ def create_app(plan_dir: str | Path, data_dir: str | Path, site: str | Path | No
     store = Store(Path(data_dir))
     assigner = Assigner(study, store)
     software = software_string().split(";")[0] + ";bodyscene-server"
+    secret = load_secret(data_dir, secret_file)
+    rate = rate or RateLimit()
     if site is not None:
-        check_site(Path(site), study.plan)
+        site_timing = check_site(Path(site), study.plan)
+        timing = timing or Timing(**{k: v for k, v in site_timing.items()
+                                     if k in Timing.__dataclass_fields__})
+    timing = timing or Timing()
+
+    def authorize(body: dict, token: object, limit: bool = True) -> None:
+        """401 without a token, 403 with another session's, 429 over the rate limit."""
+        if not token:
+            raise Refused(401, "token: missing (open the study through its participant link)")
+        pid, n = body.get("participant"), body.get("session", 1)
+        if not isinstance(token, str) or not isinstance(pid, str) or \
+                not isinstance(n, int) or isinstance(n, bool) or \
+                not token_ok(secret, study.plan.sha256, pid, n, token):
+            raise Refused(403, "token: not valid for this participant session")
+        if limit and not rate.allow(token):
+            raise Refused(429, "too many posts; retry later")
 
     def refuse(request, exc: Refused, who: str = "") -> JSONResponse:
-        log.warning("refused %d %s %s%s: %s", exc.status, request.method, request.url.path,
-                    f" ({who})" if who else "", exc.message)
-        return JSONResponse({"error": exc.message}, exc.status)
+        log.warning("refused %d %s %s%s: %s%s", exc.status, request.method, request.url.path,
+                    f" ({who})" if who else "", exc.message,
+                    f" [{exc.detail}]" if exc.detail else "")
+        headers = {"Retry-After": "1"} if exc.status == 429 else None
+        return JSONResponse({"error": exc.message}, exc.status, headers=headers)
 
     def who_of(body: object) -> str:
         if not isinstance(body, dict):
@@ -286,11 +314,13 @@ def create_app(plan_dir: str | Path, data_dir: str | Path, site: str | Path | No
 
     async def session(request):
         try:
-            planned = study.participant(request.path_params["participant"])
             try:
                 n = int(request.query_params.get("session", "1"))
             except ValueError:
                 raise Refused(422, "session must be an integer") from None
+            authorize({"participant": request.path_params["participant"], "session": n},
+                      request.query_params.get("token"), limit=False)
+            planned = study.participant(request.path_params["participant"])
             done = await anyio.to_thread.run_sync(store.peek, request.path_params["participant"],
                                                   n)
         except Refused as exc:
@@ -309,12 +339,14 @@ def create_app(plan_dir: str | Path, data_dir: str | Path, site: str | Path | No
         except Refused as exc:
             return refuse(request, exc, who_of(body))
         log.info("assigned %s", pid)
-        return JSONResponse({"participant": pid})
+        return JSONResponse({"participant": pid,
+                             "token": session_token(secret, study.plan.sha256, pid, 1)})
 
     async def start(request):
         body = None
         try:
             body = await json_body(request, max_body)
+            authorize(body, body.get("token"))
             check_fields(body, START_FIELDS, ("participant", "session", "plan_sha256"))
             check_recruitment(body.get("recruitment", {}))
             study.participant(body["participant"])
@@ -323,7 +355,7 @@ def create_app(plan_dir: str | Path, data_dir: str | Path, site: str | Path | No
                                    "site was exported from another plan)")
             f = await anyio.to_thread.run_sync(store.get, body["participant"], body["session"])
             record = {"event": "start", "received": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                      **body}
+                      **{k: v for k, v in body.items() if k != "token"}}
             await anyio.to_thread.run_sync(f.note, record)
         except Refused as exc:
             return refuse(request, exc, who_of(body))
@@ -333,17 +365,19 @@ def create_app(plan_dir: str | Path, data_dir: str | Path, site: str | Path | No
         body = None
         try:
             body = await json_body(request, max_body)
-            row = trial_row(body, study, software)
+            authorize(body, body.get("token"))
+            row = trial_row(body, study, software, timing)
             f = await anyio.to_thread.run_sync(store.get, body["participant"], body["session"])
             try:
                 # fsync blocks: off the event loop, the answer goes out once it is on disk
                 await anyio.to_thread.run_sync(f.store, row, body.get("extra") or {})
             except Duplicate:
-                raise Refused(409, f"trial {row['trial_id']!r} is already answered") from None
+                raise Refused(409, "this trial is already answered",
+                              row["trial_id"]) from None
         except Refused as exc:
             return refuse(request, exc, who_of(body))
         log.info("stored %s %s order %d", row["agent"], row["trial_id"], row["order"])
-        return JSONResponse({"stored": row["trial_id"], "order": row["order"]})
+        return JSONResponse({"stored": True})
 
     async def healthz(request):
         return JSONResponse({"ok": True, "pid": os.getpid(), "plan_sha256": study.plan.sha256})
@@ -369,15 +403,18 @@ def create_app(plan_dir: str | Path, data_dir: str | Path, site: str | Path | No
     return SiteHeaders(app)
 
 
-def check_site(site: Path, plan: Plan) -> None:
+def check_site(site: Path, plan: Plan) -> dict:
+    """Refuse a site exported from another plan; returns the lab timing it was exported with."""
     config = site / "config.json"
     if not config.is_file():
         raise BadInput(f"{config}: not found; make the site with `bodyscene experiment "
                        f"export-web`")
-    sha = json.loads(config.read_text(encoding="utf-8")).get("plan_sha256")
+    cfg = json.loads(config.read_text(encoding="utf-8"))
+    sha = cfg.get("plan_sha256")
     if sha != plan.sha256:
         raise BadInput(f"{config}: the site was exported from another plan (plan_sha256 "
                        f"{str(sha)[:12]}... vs {plan.sha256[:12]}...); export it again")
+    return cfg.get("timing") or {}
 
 
 class SiteHeaders:

@@ -39,6 +39,12 @@ from bodyscene.human_study.responses import (  # noqa: E402
     read_responses,
 )
 from bodyscene.human_study.web.export import WebConfig, export_site, trial_key  # noqa: E402
+from bodyscene.human_study.web.tokens import (  # noqa: E402
+    RateLimit,
+    load_secret,
+    session_token,
+    token_ok,
+)
 from conftest import write_toy_manifest  # noqa: E402
 
 
@@ -56,8 +62,9 @@ def study(work: Path, participants: int, trials: int, duration: float, lab: dict
     return plan, site
 
 
-def bodies(plan, pid: str) -> list[dict]:
+def bodies(plan, pid: str, secret: bytes) -> list[dict]:
     out = []
+    token = session_token(secret, plan.sha256, pid, 1)
     for t in plan.trials(pid).itertuples(index=False):
         choices = t.choices.split(";")
         out.append({"participant": pid, "session": 1,
@@ -65,7 +72,8 @@ def bodies(plan, pid: str) -> list[dict]:
                     "sha256": t.sha256, "response": choices[int(t.order) % len(choices)],
                     "rt_s": 0.5, "choice_order": choices, "stim_intended_s": 0.1,
                     "stim_onset_s": 1.0, "stim_duration_s": 0.1, "dropped_frames": 0,
-                    "refresh_hz": 60.0, "window_px": "1280x800", "software": "bench"})
+                    "refresh_hz": 60.0, "window_px": "1280x800", "software": "bench",
+                    "token": token})
     return out
 
 
@@ -96,8 +104,20 @@ def participant(url_of, items: list[dict], latencies: list, deadline: float) -> 
 
 def bench_server(work: Path, plan, site: Path, n: int, budget: float) -> dict:
     pids = list(plan.participants)[:n]
-    items = {pid: bodies(plan, pid) for pid in pids}
+    data = work / "data"
+    secret = load_secret(data)           # the server below signs with the same secret
+    items = {pid: bodies(plan, pid, secret) for pid in pids}
     total = sum(len(v) for v in items.values())
+
+    # what the token checks cost: the server's per-post check (HMAC + rate bucket), timed here
+    limit = RateLimit(per_s=1e9, burst=10**9)
+    flat = [b for v in items.values() for b in v]
+    t0 = time.perf_counter()
+    for _ in range(5):
+        for b in flat:
+            assert token_ok(secret, plan.sha256, b["participant"], 1, b["token"])
+            assert limit.allow(b["token"])
+    token_s = (time.perf_counter() - t0) / 5
 
     # baseline: the same rows through ResponseWriter in this process (fsync per row)
     from bodyscene.human_study.web.server import Study, trial_row
@@ -111,7 +131,6 @@ def bench_server(work: Path, plan, site: Path, n: int, budget: float) -> dict:
                 w.write(trial_row(body, checker, "bench"))
     direct_s = time.perf_counter() - t0
 
-    data = work / "data"
     server = wb.Server(plan.dir, data, site)
     port = server.port
     current = {"url": server.url}
@@ -156,7 +175,8 @@ def bench_server(work: Path, plan, site: Path, n: int, budget: float) -> dict:
             "up_trials_per_s": total / (wall - restarted),
             "p50_ms": float(np.percentile(lat, 50)), "p99_ms": float(np.percentile(lat, 99)),
             "killed_after": killed_at, "restart_s": restarted, "lost": lost,
-            "duplicated": dup, "direct_trials_per_s": total / direct_s}
+            "duplicated": dup, "direct_trials_per_s": total / direct_s,
+            "token_share": token_s / (wall - restarted), "token_us": token_s / total * 1e6}
 
 
 def bench_browser(work: Path, plan, site: Path, budget: float) -> dict:
@@ -169,7 +189,7 @@ def bench_browser(work: Path, plan, site: Path, budget: float) -> dict:
     try:
         with sync_playwright() as p:
             browser = wb.launch(p)
-            page = wb.open_page(browser, server.url, pid, size=(1280, 800))
+            page = wb.open_page(browser, server, pid, size=(1280, 800))
             wb.drive(page, lambda s: s["screen"] == "end", timeout=budget)
             browser.close()
     finally:
@@ -213,6 +233,8 @@ def main() -> int:
     print(f"  baseline in-process ResponseWriter: {s['direct_trials_per_s']:.0f} trials/s; "
           f"server (leaving out the outage)/baseline = "
           f"{s['up_trials_per_s'] / s['direct_trials_per_s']:.2f}")
+    print(f"  token checks (HMAC + rate limit) {s['token_us']:.1f} us a post = "
+          f"{100 * s['token_share']:.2f}% of the server's time per accepted trial (target <= 10%)")
     print(f"  rows lost: {s['lost']}, rows duplicated: {s['duplicated']}")
     lab = {"timing": {"fixation_s": 0.1, "iti_s": 0.05}}
     plan, site = study(work / "browser", 1, args.browser_trials, args.duration, lab)

@@ -287,18 +287,18 @@ async function main() {
     message("<p>This page must be opened over https (or on this computer) to run.</p>"); return;
   }
 
-  if (!pid) {                 // no ?participant=: the server assigns one, or the person types it
-    try { pid = (await getJson(api + "api/assign", { method: "POST", headers: { "Content-Type": "application/json" },
-                                                     body: JSON.stringify({ recruitment }) })).participant; }
+  let token = url.searchParams.get("token");
+  if (!pid) {                 // no ?participant=: the server assigns one, with its token
+    try { ({ participant: pid, token } = await getJson(api + "api/assign", { method: "POST", headers: { "Content-Type": "application/json" },
+                                                                           body: JSON.stringify({ recruitment }) })); }
     catch (e) { pid = null; }
-    if (!pid) {
-      const ask = initJsPsych();
-      await ask.run([{ type: jsPsychSurveyText, questions: [{ prompt: cfg.texts.participant_prompt, name: "pid", required: true }] }]);
-      pid = ask.data.get().values()[0].response.pid.trim();
+    if (pid) {
+      url.searchParams.set("participant", pid);
+      url.searchParams.set("token", token);
+      history.replaceState(null, "", url);    // a reload keeps the participant and its token
     }
-    url.searchParams.set("participant", pid);
-    history.replaceState(null, "", url);      // a reload keeps the participant
   }
+  if (!pid || !token) { message(textHtml(cfg.texts.no_link)); return; }   // posts need the token
   let plan;
   try { plan = await getJson(`plan/${encodeURIComponent(pid)}.json`); }
   catch (e) { message(`<p>${escapeHtml(fill(cfg.texts.unknown_participant, { participant: pid }))}</p>`); return; }
@@ -306,7 +306,7 @@ async function main() {
   const queue = new Queue(api, `bodyscene:${pid}:s${session}`, plan.plan_sha256);
   queue.flush();                              // anything left from before a reload goes first
   let server = { done: [], complete: false };
-  try { server = await getJson(`${api}api/session/${encodeURIComponent(pid)}?session=${session}`); }
+  try { server = await getJson(`${api}api/session/${encodeURIComponent(pid)}?session=${session}&token=${encodeURIComponent(token)}`); }
   catch (e) { /* server unreachable: go on from the local record; answers wait in the queue */ }
   const endScreen = (saved) => {
     const code = cfg.completion_code ? `<p class="bs-code">${escapeHtml(fill(cfg.texts.completion_code, { code: cfg.completion_code }))}</p>` : "";
@@ -322,21 +322,24 @@ async function main() {
   const todo = plan.trials.filter((t) => !held.has(t.order));
   const previous = plan.trials.filter((t) => held.has(t.order)).pop() || null;
   const resuming = held.size > 0;
-  queue.push("api/start", { participant: pid, session, plan_sha256: plan.plan_sha256, recruitment,
+  queue.push("api/start", { participant: pid, session, token, plan_sha256: plan.plan_sha256, recruitment,
                             resumed: resuming, first_order: todo.length ? todo[0].order : null,
                             browser: browserName(), user_agent: navigator.userAgent.slice(0, 300),
                             screen_px: `${screen.width}x${screen.height}`, window_px: `${innerWidth}x${innerHeight}`,
                             device_pixel_ratio: devicePixelRatio, client: CLIENT_VERSION });
 
   message(`<p>${escapeHtml(cfg.texts.loading)} <span id="bs-progress"></span></p>`);
-  const refresh = await measureRefresh(120);
+  // as long as the lab's refresh_measure_s at 60 Hz (the rate is not known yet)
+  const refresh = await measureRefresh(Math.max(12, Math.round(cfg.timing.refresh_measure_s * 60)));
   const F = refresh.frame_ms;
   let stimuli;
   try {
     stimuli = await loadStimuli(todo, (i, n) => { const el = document.getElementById("bs-progress"); if (el) el.textContent = `${i}/${n}`; });
   } catch (e) { message(`<p>${escapeHtml(cfg.texts.load_failed)}</p><p>${escapeHtml(e.message)}</p>`); return; }
   document.body.innerHTML = "";
+  let declined = false;
   const jsPsych = initJsPsych({ on_finish: async () => {
+    if (declined) { message(textHtml(cfg.texts.declined)); return; }   // nothing was recorded
     message(`<p>${escapeHtml(cfg.texts.saving)}</p>`);
     if (document.fullscreenElement) document.exitFullscreen().catch(() => {});
     const saved = await queue.drain(120000) && queue.s.refused.length === 0;
@@ -345,7 +348,7 @@ async function main() {
   } });
   const software = `bodyscene-web=${CLIENT_VERSION};jspsych=${jsPsych.version()};${browserName()}`;
   const frames = (s) => Math.max(0, Math.round(s * 1000 / F));
-  const key = cfg.texts.continue_key === "space" ? " " : cfg.texts.continue_key;
+  const key = cfg.keys.continue;            // KeyboardEvent.key, translated by export-web
   const textScreen = (text, name) => ({ type: jsPsychHtmlKeyboardResponse, stimulus: textHtml(text),
                                         choices: [key], data: { screen: name } });
   window.__bodyscene = { jsPsych, plan, queue, refresh, todo: todo.map((t) => t.order) };   // for tests
@@ -354,6 +357,12 @@ async function main() {
                       minimum_width: cfg.minimum_window[0], minimum_height: cfg.minimum_window[1],
                       inclusion_function: (d) => !d.mobile,
                       exclusion_message: () => textHtml(cfg.texts.excluded) }];
+  if (cfg.procedure.consent && !resuming) {      // as the lab: the key agrees, Escape declines
+    timeline.push({ type: jsPsychHtmlKeyboardResponse, stimulus: textHtml(cfg.texts.consent),
+                    choices: [key, "Escape"], data: { screen: "consent" },
+                    on_finish: (d) => { if (jsPsych.pluginAPI.compareKeys(d.response, "Escape")) {
+                      declined = true; jsPsych.abortExperiment(textHtml(cfg.texts.declined)); } } });
+  }
   timeline.push(resuming ? textScreen(cfg.texts.resume, "resume")
     : { type: jsPsychInstructions, pages: [textHtml(cfg.texts.instructions)], key_forward: key,
         show_clickable_nav: false, data: { screen: "instructions" } });
@@ -371,7 +380,9 @@ async function main() {
       timeline.push(textScreen(fill(cfg.texts.break_, { n: t.block, total: nBlocks }), "break"));
     }
     lastPhase = t.phase; lastBlock = t.block;
-    const choices = seededShuffle(t.choices, `${plan.plan_sha256}:${pid}:${session}:${t.order}`);
+    const choices = cfg.procedure.choice_order === "participant"   // one order for this participant
+      ? t.choices.slice().sort((a, b) => fnv1a(`${plan.plan_sha256}:${pid}:${a}`) - fnv1a(`${plan.plan_sha256}:${pid}:${b}`))
+      : seededShuffle(t.choices, `${plan.plan_sha256}:${pid}:${session}:${t.order}`);
     const holds = t.frames.length === 1 ? [Math.max(1, frames(t.duration_s))]
       : t.frames.map(() => Math.max(1, frames(1 / t.fps)));
     let attempt = 0;
@@ -383,7 +394,7 @@ async function main() {
       data: { screen: "trial", order: t.order },
       on_start: () => { attempt = queue.attempt(t.order); },
       on_finish: (d) => queue.push("api/trial", {
-        participant: pid, session, trial: t.trial, order: t.order, sha256: stimuli.get(t.order).sha256,
+        participant: pid, session, token, trial: t.trial, order: t.order, sha256: stimuli.get(t.order).sha256,
         response: d.response, rt_s: d.rt_s, choice_order: choices,
         stim_intended_s: d.intended_frames * F / 1000, stim_onset_s: d.stim_onset_ms / 1000,
         stim_offset_s: d.stim_offset_ms / 1000, stim_duration_s: (d.stim_offset_ms - d.stim_onset_ms) / 1000,
