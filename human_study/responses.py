@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import csv
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import pandas as pd
 
@@ -27,6 +26,9 @@ from bodyscene.tables import (
     one_of,
     read_csv,
 )
+
+if TYPE_CHECKING:
+    from bodyscene.stimuli.manifest import Manifest
 
 AGENT_KINDS = ("human", "model")
 PHASES = ("main", "practice", "catch")
@@ -214,22 +216,10 @@ def check_response(choices: Sequence[str], planned_sha256: str, *, sha256: str |
     return None
 
 
-@dataclass(frozen=True)
-class ManifestRef:
-    """The manifest as responses are checked against it: its validated rows, read and hashed
-    once (human_study reads manifests for responses only through `load_manifest`)."""
+def load_manifest(path: str | Path, check_files: bool = False) -> "Manifest":
+    """The trial manifest as responses are checked against it: the one `Manifest` object, read,
+    validated and hashed once (the stimuli's own hashes are checked only with `check_files`:
+    importers match rows by the hashes written in it)."""
+    from bodyscene.stimuli.manifest import Manifest
 
-    path: Path
-    table: pd.DataFrame
-    sha256: str
-
-
-def load_manifest(path: str | Path, check_files: bool = False) -> ManifestRef:
-    """Read, validate and hash a trial manifest once (the stimuli's own hashes are checked only
-    with `check_files`: importers match rows by the hashes written in it)."""
-    from bodyscene.stimuli.manifest import manifest_sha256, read_manifest
-
-    path = Path(path)
-    sha = manifest_sha256(path)
-    table = read_manifest(path, check_files=check_files, check_hashes=check_files)
-    return ManifestRef(path, table, sha)
+    return Manifest.read(path, check_files=check_files, check_hashes=check_files)
