@@ -11,6 +11,7 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
+from bodyscene.configs import flag_errors
 from bodyscene.errors import BadInput
 
 
@@ -25,81 +26,32 @@ def register(sub: argparse._SubParsersAction) -> None:
 # ----------------------------------------------------------------------------- harness
 
 def _register_train(sub: argparse._SubParsersAction) -> None:
+    from bodyscene.configs import add_options
+
     from .harness.train import TrainConfig
 
-    d = TrainConfig(trials="")
     p = sub.add_parser("train", help="train a model on a trial manifest's train split",
                        description="Defaults are the paper's: SGD, lr 0.001, momentum 0.9, "
                                    "100 epochs, class-balanced sampling, from scratch. Run "
                                    "under torchrun for several GPUs or nodes.")
-    p.add_argument("--trials", required=True, help="trials.csv")
-    p.add_argument("--model", default=d.model,
-                   help="baseline | domainnet | package.module:factory | an entry-point name")
-    p.add_argument("--backbone", default=d.backbone,
-                   help="torchvision name (resnet18/34/50, ...), miniresnet for 48-64 px on a "
-                        "CPU, or tiny/small for tests")
-    p.add_argument("--out", required=True, help="run folder (new or empty unless --resume)")
-    p.add_argument("--epochs", type=int, default=d.epochs)
-    p.add_argument("--lr", type=float, default=d.lr)
-    p.add_argument("--lr-schedule", default=d.lr_schedule,
-                   choices=("constant", "onecycle", "cosine"),
-                   help="constant is the paper's; onecycle/cosine reach a low loss in few epochs")
-    p.add_argument("--momentum", type=float, default=d.momentum)
-    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
-    p.add_argument("--batch-size", type=int, default=d.batch_size,
-                   help="global batch, split across torchrun processes")
-    p.add_argument("--image-size", type=int, default=d.image_size)
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--weights", default=None,
-                   help="local torchvision or state-dict file for each backbone")
-    p.add_argument("--view-dropout", type=float, default=d.view_dropout,
-                   help="probability that a view is blanked (its stream's loss term skipped)")
-    p.add_argument("--loss-terms", choices=("all", "combined-only"), default=None)
-    p.add_argument("--fusion", choices=("sum", "learned-weighted", "concat-mlp"), default=None)
-    p.add_argument("--option", action="append", default=[], metavar="KEY=JSON",
-                   help="extra model option, e.g. --option hidden=128 (repeatable)")
-    p.add_argument("--freeze-backbone", action="store_true",
-                   help="linear probe: train only the classifier head(s) on loaded --weights")
-    p.add_argument("--samples-per-epoch", type=int, default=None)
-    p.add_argument("--no-augment", action="store_true")
-    p.add_argument("--workers", type=int, default=d.workers)
-    p.add_argument("--cache", default=d.cache, help="memory | mmap | folder for the mmap file")
-    p.add_argument("--no-amp", action="store_true", help="full precision on CUDA")
-    p.add_argument("--no-channels-last", action="store_true")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out")
-    p.add_argument("--device", default=d.device)
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_options(p, TrainConfig)
     p.set_defaults(func=_train)
 
 
 def _options(pairs: list[str]) -> dict:
-    options = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise BadInput(f"--option {pair!r}: expected KEY=VALUE")
-        try:
-            options[key] = json.loads(value)
-        except json.JSONDecodeError:
-            options[key] = value
-    return options
+    from .harness.train import _key_values
+
+    with flag_errors({"model_options": "--option"}):
+        return _key_values(pairs)
 
 
 def _train(args: argparse.Namespace) -> int:
+    from bodyscene.configs import flags, from_args
+
     from .harness.train import TrainConfig, train
 
-    cfg = TrainConfig(
-        trials=args.trials, model=args.model, backbone=args.backbone, out=args.out,
-        epochs=args.epochs, lr=args.lr, lr_schedule=args.lr_schedule, momentum=args.momentum, weight_decay=args.weight_decay,
-        batch_size=args.batch_size, image_size=args.image_size, seed=args.seed,
-        weights=args.weights, view_dropout=args.view_dropout, loss_terms=args.loss_terms,
-        fusion=args.fusion, model_options=_options(args.option),
-        freeze_backbone=args.freeze_backbone,
-        samples_per_epoch=args.samples_per_epoch, augment=not args.no_augment,
-        workers=args.workers, cache=args.cache, amp=not args.no_amp,
-        channels_last=not args.no_channels_last, resume=args.resume, device=args.device,
-        progress=not args.quiet)
-    run = train(cfg)
+    with flag_errors(flags(TrainConfig)):
+        run = train(from_args(TrainConfig, args))
     if os.environ.get("RANK", "0") == "0":  # one line, not one per torchrun process
         print(f"run: {run} (best.pt, last.pt, metrics.csv, run.json)")
     return 0

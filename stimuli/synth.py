@@ -16,6 +16,7 @@ import numpy as np
 from tqdm import tqdm
 
 from bodyscene.errors import BadInput
+from bodyscene.seeds import derive_rng
 from bodyscene.tables import fresh_output_dir
 
 from . import world
@@ -24,7 +25,6 @@ from .trialset import (
     TrialSetConfig,
     TrialSetWriter,
     finalize,
-    item_rng,
     read_choices_file,
 )
 
@@ -130,13 +130,13 @@ def make_synthetic_trials(out: str | Path, cfg: SynthConfig) -> Path:
     window = cfg.trials.clip_frames
     jobs = [(a_idx, c) for a_idx in range(len(actions)) for c in range(cfg.clips_per_action)]
     splits = {a_idx: split_of_clips(cfg.clips_per_action, cfg.split,
-                                    item_rng(cfg.seed, f"split/{actions[a_idx]}"))
+                                    derive_rng(cfg.seed, f"split/{actions[a_idx]}"))
               for a_idx in range(len(actions))}
 
     def render(job):
         a_idx, c = job
         action = actions[a_idx]
-        rng = item_rng(cfg.seed, f"video/{action}/{c}")
+        rng = derive_rng(cfg.seed, f"video/{action}/{c}")
         scene = choose_scene(a_idx, homes, cfg.scene_consistency, rng)
         starts = sample_starts(cfg.frames_per_video, window, cfg.samples_per_video)
         # render just the frames the trial items sample (identical to a full render's frames)

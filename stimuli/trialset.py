@@ -12,7 +12,6 @@ import hashlib
 import re
 import sys
 import threading
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +22,7 @@ import pandas as pd
 from bodyscene import CONDITIONS, VIEWS
 from bodyscene.errors import BadInput, where
 from bodyscene.provenance import write_run_record
+from bodyscene.seeds import derive_rng
 from bodyscene.tables import (
     Schema,
     is_float,
@@ -142,12 +142,6 @@ def parse_mask_noise(text: str | None) -> MaskNoise | None:
                        f"FRACTION in [0, 1], got {text!r} ({exc})") from None
 
 
-def item_rng(seed: int, key: str) -> np.random.Generator:
-    """A generator that depends only on the seed and a name, never on processing order, so
-    shards and threads draw the same numbers as a single sequential run."""
-    return np.random.default_rng([seed, zlib.crc32(key.encode("utf-8"))])
-
-
 def _stim_path(condition: str, item_id: str, n_frames: int) -> Path:
     return Path("stimuli") / condition / (item_id if n_frames > 1 else f"{item_id}.png")
 
@@ -218,7 +212,7 @@ class TrialSetWriter:
         if item.frames.ndim != 4 or item.masks.shape != item.frames.shape[:3]:
             raise ValueError(f"{item.item_id}: frames must be (T,H,W,3) and masks (T,H,W)")
         cfg = self.cfg
-        rng = item_rng(cfg.seed, "mask-noise/" + item.item_id)
+        rng = derive_rng(cfg.seed, "mask-noise/" + item.item_id)
         masks = np.stack([perturb_mask(m, cfg.mask_noise, rng) for m in item.masks])
         bodies = np.stack([body_only(f, m, cfg.fill) for f, m in zip(item.frames, masks)])
         backgrounds = np.stack([
@@ -276,7 +270,7 @@ def _choice_sets(items: pd.DataFrame, actions: list[str], cfg: TrialSetConfig) -
     fixed = read_choices_file(Path(cfg.choices_file), actions) if cfg.choices_file else None
     sets = {}
     for item_id, action in zip(items.item_id, items.action):
-        rng = item_rng(cfg.seed, "choices/" + item_id)
+        rng = derive_rng(cfg.seed, "choices/" + item_id)
         if fixed is not None:
             offered = list(fixed[action])
         else:
@@ -314,7 +308,7 @@ def _conflict_pairs(items: pd.DataFrame, cfg: TrialSetConfig) -> list[tuple[str,
     for action, group in test.groupby("action", sort=True):
         body_ids = list(group.item_id)
         if cfg.conflict_per_action is not None:
-            rng = item_rng(cfg.seed, "conflict-select/" + action)
+            rng = derive_rng(cfg.seed, "conflict-select/" + action)
             pick = rng.choice(len(body_ids), min(cfg.conflict_per_action, len(body_ids)),
                               replace=False)
             body_ids = [body_ids[j] for j in sorted(pick)]
@@ -324,7 +318,7 @@ def _conflict_pairs(items: pd.DataFrame, cfg: TrialSetConfig) -> list[tuple[str,
             pool = candidates[candidates.n_frames == body_shape]
             if pool.empty:
                 continue
-            rng = item_rng(cfg.seed, "conflict/" + body_id)
+            rng = derive_rng(cfg.seed, "conflict/" + body_id)
             pairs.append((body_id, pool.item_id.iloc[int(rng.integers(len(pool)))]))
     return pairs
 
@@ -371,7 +365,7 @@ def finalize(out_dir: str | Path, cfg: TrialSetConfig, run_config: object = None
         offered = list(choices[body_id])
         if bg.action not in offered:
             # the background's action must be on offer, or following the scene is impossible
-            rng = item_rng(cfg.seed, "conflict-choice/" + body_id)
+            rng = derive_rng(cfg.seed, "conflict-choice/" + body_id)
             swap = [j for j, a in enumerate(offered) if a != body.action]
             offered[swap[int(rng.integers(len(swap)))]] = bg.action
         rows.append(dict(
@@ -453,7 +447,7 @@ def _contact_sheet(out: Path, items: pd.DataFrame, cfg: TrialSetConfig, cell: in
     background / conflict (the middle frame of a clip)."""
     test = items[items.split == "test"]
     pool = test if not test.empty else items
-    rng = item_rng(cfg.seed, "contact-sheet")
+    rng = derive_rng(cfg.seed, "contact-sheet")
     # one item of each action first (so every action gets looked at), then any others
     pool = pool.sort_values("item_id", ignore_index=True)
     order = list(rng.permutation(len(pool)))

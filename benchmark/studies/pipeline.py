@@ -39,10 +39,10 @@ def world_frames(cfg) -> dict[str, int]:
     """Frames per split of the world `cfg` describes, before it is rendered (the synthetic
     world splits each action's clips by SynthConfig.split)."""
     from bodyscene.stimuli.synth import SynthConfig, split_of_clips
-    from bodyscene.stimuli.trialset import item_rng
+    from bodyscene.seeds import derive_rng
 
     fractions = SynthConfig().split
-    splits = split_of_clips(cfg.clips_per_action, fractions, item_rng(cfg.seed, "probe"))
+    splits = split_of_clips(cfg.clips_per_action, fractions, derive_rng(cfg.seed, "probe"))
     per_clip = cfg.samples_per_video * cfg.clip_frames
     return {s: cfg.actions * per_clip * sum(1 for x in splits if x == s)
             for s in ("train", "val", "test")}
@@ -61,9 +61,23 @@ def _rate(step, batch: int, seconds: float) -> float:
 def probe_throughput(cfg, seconds: float = 1.0) -> dict:
     """A ~`seconds` probe of this machine on the demo's own models: training steps (augment,
     forward, loss, backward, SGD) and inference for the baseline and DomainNet on random
-    pixels. With `cfg.threads == 0` it also picks the faster of one thread and torch's default
-    (on a shared 2-core machine two threads can run several times slower than one, as they wait
-    on each other), and sets it. Returns rates (samples/s) and the expected seconds per stage."""
+    pixels, at the configured `cfg.threads`. It only estimates: the thread count it measured
+    and torch's state are restored, and a faster count it finds (one thread against torch's
+    default, on small batches) is printed as a suggestion, since another count changes the
+    results' last digits. Returns rates (samples/s), the expected seconds per stage and the
+    suggestion."""
+    import torch
+
+    before = torch.get_num_threads()
+    rng_state = torch.get_rng_state()
+    try:
+        return _probe(cfg, seconds, before)
+    finally:
+        torch.set_num_threads(before)
+        torch.set_rng_state(rng_state)
+
+
+def _probe(cfg, seconds: float, default: int) -> dict:
     import torch
     import torch.nn.functional as F
 
@@ -95,18 +109,16 @@ def probe_throughput(cfg, seconds: float = 1.0) -> dict:
         return model, step, infer
 
     models = {name: trainer(name) for name in ("baseline", "domainnet")}
-    default = torch.get_num_threads()
-    threads = cfg.threads or default
-    if not cfg.threads and default > 1:
-        # on small batches, so that a badly oversubscribed setting costs little to try
+    candidates = sorted({cfg.threads, 1, max(default, 1)})
+    compare = len(candidates) > 1
+    tried = {}
+    if compare:  # on small batches, so that a badly oversubscribed setting costs little to try
         _, small, _ = trainer("baseline", 4)
-        trials = {}
-        for n in (1, default):
+        for n in candidates:
             torch.set_num_threads(n)
-            trials[n] = _rate(small, 4, seconds * 0.25)
-        threads = max(trials, key=trials.get)
-    torch.set_num_threads(threads)
-    share = seconds * (0.25 if not cfg.threads and default > 1 else 0.5)
+            tried[n] = _rate(small, 4, seconds * 0.25 / len(candidates))
+    torch.set_num_threads(cfg.threads)
+    share = seconds * (0.75 if compare else 1.0) / 2
     rates = {}
     for name, (model, step, infer) in models.items():
         model.train()
@@ -120,8 +132,13 @@ def probe_throughput(cfg, seconds: float = 1.0) -> dict:
         expected[f"train {name}"] = cfg.epochs * (frames["train"] / rates[f"train {name}"]
                                                   + frames["val"] / rates[f"evaluate {name}"])
         expected[f"evaluate {name}"] = 4 * frames["test"] / rates[f"evaluate {name}"]
-    return {"threads": threads, "rates": {k: round(v, 1) for k, v in rates.items()},
-            "frames": frames, "expected_s": {k: round(v, 2) for k, v in expected.items()}}
+    fastest = max(tried, key=tried.get) if tried else cfg.threads
+    speedup = tried[fastest] / tried[cfg.threads] if tried else 1.0
+    return {"threads": cfg.threads, "rates": {k: round(v, 1) for k, v in rates.items()},
+            "frames": frames, "expected_s": {k: round(v, 2) for k, v in expected.items()},
+            "suggested_threads": fastest if speedup > 1.2 else cfg.threads,
+            "suggested_speedup": round(speedup, 2),
+            "tried_threads": {str(k): round(v, 1) for k, v in tried.items()}}
 
 
 def build_world(cfg, out: Path, mask_noise=None) -> Path:
@@ -144,7 +161,7 @@ def train_model(cfg, trials: Path, out: Path, model: str, **options) -> Path:
                      epochs=cfg.epochs, lr=cfg.lr, lr_schedule=cfg.lr_schedule,
                      weight_decay=cfg.weight_decay, momentum=cfg.momentum,
                      batch_size=cfg.batch_size, image_size=cfg.image_size, seed=cfg.seed,
-                     progress=cfg.progress,
+                     threads=cfg.threads, progress=cfg.progress,
                      **({"view_dropout": cfg.view_dropout} if model == "domainnet" else {}),
                      **options)
     return Path(train(tc))
