@@ -78,11 +78,11 @@ def add_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup, cls: 
             flag = flag_of(f)
             inverted = flag.startswith("--no-") or meta.get("inverted", False)
             kw.update(action="store_false" if inverted else "store_true", default=default)
-        elif "parse" in meta:
+        elif "parse" in meta:  # parsed in from_args, where a BadInput is one line
             flag = flag_of(f)
-            kw.update(type=meta["parse"], default=default)
+            kw.update(type=str, default=default)
             if meta.get("append"):
-                kw.update(action="append", type=str, default=[])
+                kw.update(action="append", default=[])
         else:
             flag = flag_of(f)
             kw.update(type=kind if kind in (int, float) else str, default=default)
@@ -104,7 +104,7 @@ def from_args(cls: type, args: argparse.Namespace, **fixed: Any) -> Any:
         if f.name in fixed or not hasattr(args, f.name):
             continue
         value = getattr(args, f.name)
-        if f.metadata.get("append"):
+        if "parse" in f.metadata and (isinstance(value, str) or f.metadata.get("append")):
             value = f.metadata["parse"](value)
         values[f.name] = value
     return cls(**values, **fixed)

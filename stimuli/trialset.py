@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from bodyscene import CONDITIONS, VIEWS
+from bodyscene.configs import ConfigError, opt
 from bodyscene.errors import BadInput, where
 from bodyscene.provenance import write_run_record
 from bodyscene.seeds import derive_rng
@@ -53,44 +54,59 @@ _SHARD_FILE = re.compile(r"^items\.shard-(\d+)-of-(\d+)\.csv$")
 
 @dataclass
 class TrialSetConfig:
-    clip_frames: int = 1                 # 1: single-frame trials; N: clips of N frames
-    fps: float | None = None             # playback rate of clips (None: the source's)
-    k: int | None = None                 # choices per trial (None: all if <= 8 actions, else 5)
-    choices_file: str | None = None      # CSV action,choices fixing the choice set per action
-    fill: tuple[int, int, int] = (0, 0, 0)
-    dilation: float = 1.2
-    inpaint_method: str = "telea"
-    inpaint_radius: float = 5.0
-    mask_noise: MaskNoise | None = None
-    conflict_per_action: int | None = None   # None: one conflict trial per test item
-    contact_sheet_items: int = 8
-    seed: int = 0
+    """How items become trials; shared by the synthetic world and the real-video path. `seed`
+    is the trial set's one seed (the synthetic world renders from it too)."""
+
+    clip_frames: int = opt(1, "frames per trial: 1 = single-frame trials, N > 1 = clips of N "
+                           "frames")
+    fps: float | None = opt(None, "playback rate of clip trials (default: the source's)")
+    k: int | None = opt(None, "choices offered per trial (default: all actions if <= 8, "
+                        "else 5)")
+    choices_file: str | None = opt(None, "CSV 'action,choices' fixing the ';'-separated "
+                                   "choice set per action")
+    fill: tuple[int, int, int] = opt((0, 0, 0), "RGB fill of the body version's background "
+                                     "(default: 0,0,0)", parse=lambda t: parse_rgb(t))
+    dilation: float = opt(1.2, "person-mask dilation factor before inpainting (paper: 1.2)")
+    inpaint_method: str = opt("telea", "OpenCV inpainting method",
+                              choices=tuple(sorted(INPAINT_METHODS)))
+    inpaint_radius: float = opt(5.0, "inpainting radius in pixels")
+    mask_noise: MaskNoise | None = opt(None, "controlled mask noise KIND:FRACTION, KIND in "
+                                       "erode|dilate|flip (e.g. dilate:0.1)",
+                                       parse=lambda t: parse_mask_noise(t))
+    conflict_per_action: int | None = opt(None, "conflict trials per action on the test split "
+                                          "(default: one per test item)")
+    contact_sheet_items: int = opt(8, "items shown on the review picture contact_sheet.png")
+    seed: int = opt(0, "seeds every random choice of the trial set (and the synthetic world)")
 
     def check(self) -> None:
-        """Reject impossible settings before any work is done (one line naming the option)."""
+        """Reject impossible settings before any work is done (one line naming the field;
+        the command line names its flag)."""
         if self.clip_frames < 1:
-            raise BadInput(f"--clip-frames: at least 1, got {self.clip_frames}")
+            raise ConfigError("clip_frames", f"at least 1, got {self.clip_frames}")
         if self.fps is not None and not 0 < self.fps <= 1000:
-            raise BadInput(f"--fps: a playback rate in (0, 1000] frames per second, got {self.fps}")
+            raise ConfigError("fps", f"a playback rate in (0, 1000] frames per second, got "
+                                     f"{self.fps}")
         if self.k is not None and self.k < 2:
-            raise BadInput(f"--k: at least 2 choices per trial, got {self.k}")
+            raise ConfigError("k", f"at least 2 choices per trial, got {self.k}")
         if self.choices_file is not None and not Path(self.choices_file).is_file():
             raise BadInput(f"{self.choices_file}: choices file not found")
         if len(self.fill) != 3 or not all(0 <= int(v) <= 255 for v in self.fill):
-            raise BadInput(f"--fill: expected R,G,B with values 0-255, got {self.fill}")
+            raise ConfigError("fill", f"expected R,G,B with values 0-255, got {self.fill}")
         if not 1.0 <= self.dilation <= 5.0:
-            raise BadInput(f"--dilation: a factor between 1 (no dilation) and 5, got "
-                           f"{self.dilation}")
+            raise ConfigError("dilation", f"a factor between 1 (no dilation) and 5, got "
+                                          f"{self.dilation}")
         if self.inpaint_method not in INPAINT_METHODS:
-            raise BadInput(f"--inpaint-method: one of {', '.join(sorted(INPAINT_METHODS))}, got "
-                           f"{self.inpaint_method!r}")
+            raise ConfigError("inpaint_method", f"one of {', '.join(sorted(INPAINT_METHODS))}, "
+                                                f"got {self.inpaint_method!r}")
         if not self.inpaint_radius > 0:
-            raise BadInput(f"--inpaint-radius: a positive radius in pixels, got "
-                           f"{self.inpaint_radius}")
+            raise ConfigError("inpaint_radius", f"a positive radius in pixels, got "
+                                                f"{self.inpaint_radius}")
         if self.conflict_per_action is not None and self.conflict_per_action < 0:
-            raise BadInput(f"--conflict-per-action: 0 or more, got {self.conflict_per_action}")
+            raise ConfigError("conflict_per_action", f"0 or more, got "
+                                                     f"{self.conflict_per_action}")
         if self.contact_sheet_items < 0:
-            raise BadInput(f"--contact-sheet-items: 0 or more, got {self.contact_sheet_items}")
+            raise ConfigError("contact_sheet_items", f"0 or more, got "
+                                                     f"{self.contact_sheet_items}")
 
 
 @dataclass

@@ -149,7 +149,7 @@ def build_world(cfg, out: Path, mask_noise=None) -> Path:
         n_actions=cfg.actions, clips_per_action=cfg.clips_per_action,
         frames_per_video=cfg.frames_per_video, samples_per_video=cfg.samples_per_video,
         size=cfg.size, scene_consistency=cfg.scene_consistency, figure_scale=cfg.figure_scale,
-        scene_salience=cfg.scene_salience, seed=cfg.seed, progress=cfg.progress,
+        scene_salience=cfg.scene_salience, progress=cfg.progress,
         trials=TrialSetConfig(clip_frames=cfg.clip_frames, seed=cfg.seed, mask_noise=mask_noise))
     return make_synthetic_trials(out, synth)
 
