@@ -313,24 +313,42 @@ def _write_power(out: Path, cfg, curve, needed: int | None) -> None:
 
 # ----------------------------------------------------------------------------- studies
 
-def add_demo_args(p: argparse.ArgumentParser) -> None:
+def add_demo_args(p: argparse.ArgumentParser, threads_list: bool = False) -> None:
+    """The demo's few command-line knobs; everything else is DemoConfig's (recorded in
+    demo_run.json). `threads_list`: --threads takes a comma list (study seeds)."""
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick", action="store_true",
                    help="small world and few epochs (a smoke run for tests and CI)")
     p.add_argument("--epochs", type=int, help="override the demo's training epochs")
     p.add_argument("--backbone", help="override the demo's backbone (e.g. resnet18, tiny)")
+    p.add_argument("--scene-consistency", type=float,
+                   help="override the world's P(a clip shows its action's home scene) (0.9)")
+    if threads_list:
+        p.add_argument("--threads", default="1",
+                       help="comma list of torch thread counts; each seed runs with each")
+    else:
+        p.add_argument("--threads", type=int, default=None,
+                       help="torch threads (default 1): part of the result, recorded in "
+                            "run.json; the same seed and --threads give the same numbers")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
-def config_from_args(args: argparse.Namespace):
+# flags of the DemoConfig fields that add_demo_args exposes, for library errors
+DEMO_FLAGS = {"epochs": "--epochs", "backbone": "--backbone", "threads": "--threads",
+              "scene_consistency": "--scene-consistency"}
+
+
+def config_from_args(args: argparse.Namespace, threads: int | None = None):
     from .studies.demo import DemoConfig
 
     cfg = DemoConfig.quick_config(seed=args.seed) if args.quick else DemoConfig(seed=args.seed)
-    if args.epochs is not None:
-        cfg = replace(cfg, epochs=args.epochs)
-    if args.backbone:
-        cfg = replace(cfg, backbone=args.backbone)
-    return replace(cfg, progress=not args.quiet)
+    train = {k: v for k, v in (("epochs", args.epochs), ("backbone", args.backbone),
+                               ("threads", threads if threads is not None else args.threads))
+             if v is not None}
+    world = {} if args.scene_consistency is None else {
+        "scene_consistency": args.scene_consistency}
+    return replace(cfg, train=replace(cfg.train, **train),
+                   world=replace(cfg.world, **world), progress=not args.quiet)
 
 
 def _register_demo(sub: argparse._SubParsersAction) -> None:
@@ -343,7 +361,8 @@ def _register_demo(sub: argparse._SubParsersAction) -> None:
 def _demo(args: argparse.Namespace) -> int:
     from .studies.demo import run_demo
 
-    result = run_demo(config_from_args(args), args.out)
+    with flag_errors(DEMO_FLAGS):
+        result = run_demo(config_from_args(args), args.out)
     print(f"\nreport: {result['report']}/report.html")
     return 0
 
@@ -371,7 +390,7 @@ def _register_study(sub: argparse._SubParsersAction) -> None:
     for name, help_text in specs.items():
         q = s.add_parser(name, help=help_text)
         q.add_argument("--out", default=f"results/study-{name}")
-        add_demo_args(q)
+        add_demo_args(q, threads_list=name == "seeds")
         if name == "mask-noise":
             q.add_argument("--levels", default="0,0.05,0.1,0.2",
                            help="noise as fractions of the mask area")
@@ -385,9 +404,17 @@ def _register_study(sub: argparse._SubParsersAction) -> None:
 
 
 def _study(args: argparse.Namespace) -> int:
+    with flag_errors(DEMO_FLAGS):
+        return _run_study(args)
+
+
+def _run_study(args: argparse.Namespace) -> int:
     from .studies import ablations
 
-    cfg = config_from_args(args)
+    threads = _numbers(args.threads, "--threads", int) if args.study_name == "seeds" else None
+    if threads is not None and min(threads) < 1:
+        raise BadInput(f"--threads: thread counts of at least 1, got {args.threads!r}")
+    cfg = config_from_args(args, threads[0] if threads else None)
     out = Path(args.out)
     if args.study_name == "loss-ablation":
         ablations.study_loss_ablation(cfg, out)
@@ -403,5 +430,5 @@ def _study(args: argparse.Namespace) -> int:
             raise BadInput(f"--kinds: expected erode, dilate or flip, got {bad[0]!r}")
         ablations.study_mask_noise(cfg, out, levels, kinds, args.retrain)
     else:
-        ablations.study_seeds(cfg, out, _numbers(args.seeds, "--seeds", int))
+        ablations.study_seeds(cfg, out, _numbers(args.seeds, "--seeds", int), threads)
     return 0
