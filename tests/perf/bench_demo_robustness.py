@@ -53,6 +53,17 @@ def study(isa: str, world: str, seed: int, threads: str, scene: float | None,
     return pd.read_csv(out / "seeds.csv").assign(isa=isa, world=world)
 
 
+def collect(root: Path) -> pd.DataFrame:
+    """The seeds.csv of every finished study under `root` (folders WORLD-ISA-seed-N)."""
+    parts = []
+    for csv in sorted(root.glob("*-seed-*/seeds.csv")):
+        world, isa = csv.parent.name.rsplit("-seed-", 1)[0].rsplit("-", 1)
+        parts.append(pd.read_csv(csv).assign(isa=isa, world=world))
+    if not parts:
+        sys.exit(f"{root}: no finished study (no */seeds.csv)")
+    return pd.concat(parts, ignore_index=True)
+
+
 def headline(table: pd.DataFrame) -> pd.DataFrame:
     """One row per run, one column per headline cell."""
     from bodyscene.benchmark.studies.ablations import headline_table
@@ -95,6 +106,9 @@ def main() -> None:
                     help="the held-out world's seed (scene consistency 0.8); -1: none")
     ap.add_argument("--jobs", type=int, default=2, help="study processes at a time")
     ap.add_argument("--out", help="keep every run here (default: a temporary folder)")
+    ap.add_argument("--collect", action="store_true",
+                    help="run nothing: print the table over the studies already in --out "
+                         "(e.g. of a sweep that was stopped)")
     ap.add_argument("--quick", action="store_true",
                     help="check this script on the quick demo (its numbers mean nothing)")
     args = ap.parse_args()
@@ -105,18 +119,27 @@ def main() -> None:
         sys.exit(f"--isa: expected native and/or avx2, got {bad[0]!r}")
     print(cpu_line())
     print(f"torch threads per run: {args.threads}; instruction sets: {', '.join(isas)}")
-    with tempfile.TemporaryDirectory(prefix="bench_robust_") as tmp:
-        root = Path(args.out) if args.out else Path(tmp)
-        root.mkdir(parents=True, exist_ok=True)
-        tasks = [(isa, "demo", s, None) for s in seeds for isa in isas]
-        if args.held_out_seed >= 0:
-            tasks += [(isa, "held-out", args.held_out_seed, 0.8) for isa in isas]
-        t0 = time.perf_counter()
-        with ThreadPoolExecutor(args.jobs) as pool:
-            tables = list(pool.map(lambda t: study(*t[:3], args.threads, t[3], root,
-                                                           args.quick), tasks))
-        wall = time.perf_counter() - t0
-    table = pd.concat(tables, ignore_index=True)
+    if args.collect:
+        if not args.out:
+            sys.exit("--collect needs --out, the folder of a previous sweep")
+        table, wall = collect(Path(args.out)), float("nan")
+    else:
+        with tempfile.TemporaryDirectory(prefix="bench_robust_") as tmp:
+            root = Path(args.out) if args.out else Path(tmp)
+            root.mkdir(parents=True, exist_ok=True)
+            # each instruction set's seeds in turn, its held-out world after them: a sweep
+            # stopped early has whole instruction sets
+            tasks = []
+            for isa in isas:
+                tasks += [(isa, "demo", s, None) for s in seeds]
+                if args.held_out_seed >= 0:
+                    tasks.append((isa, "held-out", args.held_out_seed, 0.8))
+            t0 = time.perf_counter()
+            with ThreadPoolExecutor(args.jobs) as pool:
+                tables = list(pool.map(lambda t: study(*t[:3], args.threads, t[3], root,
+                                                               args.quick), tasks))
+            wall = time.perf_counter() - t0
+        table = pd.concat(tables, ignore_index=True)
     wide = headline(table)
     pd.set_option("display.width", 200)
     print("\nper run (accuracy on the test trials, restricted choice, chance "
@@ -132,7 +155,9 @@ def main() -> None:
               f"(<= {TARGET['range']}): "
               + ("meets the targets" if body.min() >= TARGET["min"] and sd <= TARGET["std"]
                  and body.max() - body.min() <= TARGET["range"] else "MISSES a target"))
-    print(f"\n{len(wide)} runs in {wall / 60:.1f} min wall ({args.jobs} at a time; not a timing)")
+    if wall == wall:
+        print(f"\n{len(wide)} runs in {wall / 60:.1f} min wall ({args.jobs} at a time; "
+              f"not a timing)")
 
 
 if __name__ == "__main__":
