@@ -26,15 +26,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 # ----------------------------------------------------------------------------- harness
 
 def _register_train(sub: argparse._SubParsersAction) -> None:
-    from bodyscene.configs import add_options
+    from bodyscene.configs import add_options, deferred
 
-    from .harness.train import TrainConfig
+    def fill() -> None:
+        from .harness.train import TrainConfig
+
+        add_options(p, TrainConfig)
 
     p = sub.add_parser("train", help="train a model on a trial manifest's train split",
                        description="Defaults are the paper's: SGD, lr 0.001, momentum 0.9, "
                                    "100 epochs, class-balanced sampling, from scratch. Run "
                                    "under torchrun for several GPUs or nodes.")
-    add_options(p, TrainConfig)
+    deferred(p, fill)
     p.set_defaults(func=_train)
 
 

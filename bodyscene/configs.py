@@ -12,8 +12,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import types
-import typing
 from typing import Any, Callable, Iterator
 
 from .errors import BadInput
@@ -37,13 +35,24 @@ def opt(default: Any = dataclasses.MISSING, help: str = "", *,
     return dataclasses.field(default=default, metadata=meta)
 
 
-def _base_type(hint: Any) -> tuple[type, bool]:
-    """(type, optional) of a hint such as `int`, `str | None`."""
-    args = typing.get_args(hint)
-    if typing.get_origin(hint) in (typing.Union, types.UnionType) and type(None) in args:
-        rest = [a for a in args if a is not type(None)]
-        return (rest[0] if len(rest) == 1 else str), True
-    return (typing.get_origin(hint) or hint), False
+_SCALARS = {"int": int, "float": float, "bool": bool}
+
+
+def _nested(field: dataclasses.Field) -> bool:
+    """A field that holds another config (its default is a dataclass instance)."""
+    if field.default_factory is not dataclasses.MISSING:
+        return dataclasses.is_dataclass(field.default_factory())
+    return dataclasses.is_dataclass(field.default)
+
+
+def _base_type(field: dataclasses.Field) -> tuple[type, bool]:
+    """(int | float | bool | str, optional) read from the annotation's text, so that listing a
+    config's options imports nothing its module would not (typing.get_type_hints would)."""
+    text = field.type if isinstance(field.type, str) else getattr(field.type, "__name__", "")
+    parts = [p.strip() for p in text.split("|")]
+    rest = [p for p in parts if p != "None"]
+    base = rest[0].split("[")[0] if len(rest) == 1 else "str"
+    return _SCALARS.get(base, str), len(rest) < len(parts)
 
 
 def flag_of(field: dataclasses.Field) -> str:
@@ -56,10 +65,9 @@ def flag_of(field: dataclasses.Field) -> str:
 
 
 def cli_fields(cls: type) -> Iterator[tuple[dataclasses.Field, type, bool]]:
-    hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
-        if f.metadata.get("cli", True) and not dataclasses.is_dataclass(hints[f.name]):
-            yield (f, *_base_type(hints[f.name]))
+        if f.metadata.get("cli", True) and not _nested(f):
+            yield (f, *_base_type(f))
 
 
 def add_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup, cls: type,
@@ -115,10 +123,11 @@ def flags(*classes: type, prefix: str = "") -> dict[str, str]:
     `outer.inner`)."""
     out: dict[str, str] = {}
     for cls in classes:
-        hints = typing.get_type_hints(cls)
         for f in dataclasses.fields(cls):
-            if dataclasses.is_dataclass(hints[f.name]):
-                out.update(flags(hints[f.name], prefix=f"{prefix}{f.name}."))
+            if _nested(f):
+                inner = (f.default_factory() if f.default_factory is not dataclasses.MISSING
+                         else f.default)
+                out.update(flags(type(inner), prefix=f"{prefix}{f.name}."))
             elif f.metadata.get("cli", True):
                 out[prefix + f.name] = flag_of(f)
     return out
@@ -135,3 +144,37 @@ def flag_errors(mapping: dict[str, str]) -> Iterator[None]:
         if flag is None:
             raise
         raise BadInput(f"{flag}: {exc.detail}") from None
+
+
+class LazyParser(argparse.ArgumentParser):
+    """An ArgumentParser that adds some options only when it is used (parsing its own
+    arguments or printing its help), so `bodyscene --help` does not import every config's
+    module. Subparsers made from it are LazyParsers too."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._pending: list[Callable[[], None]] = []
+
+    def defer(self, fill: Callable[[], None]) -> None:
+        self._pending.append(fill)
+
+    def _fill(self) -> None:
+        while self._pending:
+            self._pending.pop(0)()
+
+    def parse_known_args(self, *args: Any, **kwargs: Any):  # type: ignore[override]
+        self._fill()
+        return super().parse_known_args(*args, **kwargs)
+
+    def format_help(self) -> str:
+        self._fill()
+        return super().format_help()
+
+
+def deferred(parser: argparse.ArgumentParser, fill: Callable[[], None]) -> None:
+    """Run `fill` (which adds options to `parser`) when the parser is used, or now if it is a
+    plain ArgumentParser."""
+    if isinstance(parser, LazyParser):
+        parser.defer(fill)
+    else:
+        fill()

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from bodyscene.errors import BadInput
 from bodyscene.provenance import write_run_record
+from bodyscene.seeds import derive_rng
 from bodyscene.stimuli.manifest import stimulus_frames, stimulus_sha256
 from bodyscene.tables import write_json_atomic
 
@@ -42,7 +43,6 @@ from .session import (
     responses_path,
     shuffled_choices,
     software_string,
-    trial_rng,
 )
 
 SCREENS = ("consent", "instructions", "fixation", "stimulus", "mask", "response", "feedback",
@@ -558,8 +558,10 @@ class Screen:
         """One trial. Textures and the response labels are made before the blank screen so
         that nothing slow happens between the flips that time the stimulus."""
         t = self.lab.timing
-        order = shuffled_choices(trial.choices, trial_rng(plan_sha256 + participant,
-                                                          trial.order))
+        # reproducible from the plan, the participant and the position (a resumed session
+        # shows the same order it would have)
+        order = shuffled_choices(trial.choices, derive_rng(
+            int(plan_sha256[:16] or "0", 16), "choice-order", participant, int(trial.order)))
         labels = self._labels(order)
         images = self._load(stimulus)
         if len(images) == 1:

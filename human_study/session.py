@@ -63,13 +63,6 @@ def shuffled_choices(choices: str, rng: np.random.Generator) -> list[str]:
     return order
 
 
-def trial_rng(seed_text: str, order: int) -> np.random.Generator:
-    """A generator for one trial's choice order, reproducible from the plan hash, participant
-    and trial position (so a resumed session shows the same order it would have)."""
-    base = int(seed_text[:16], 16) if seed_text else 0
-    return np.random.default_rng([base, int(order)])
-
-
 def response_row(trial, participant: str, session: int, response: str, rt_s: float | None,
                  choice_order: list[str], image_sha256: str, plan_sha256: str,
                  manifest_sha256: str, software: str, timing: dict | None = None,

@@ -16,11 +16,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 def add_composition_args(p: argparse.ArgumentParser) -> None:
     """Options shared by every path that composes trials: the fields of
     bodyscene.stimuli.trialset.TrialSetConfig (its seed is each command's --seed)."""
-    from bodyscene.configs import add_options
+    from bodyscene.configs import add_options, deferred
 
-    from .trialset import TrialSetConfig
+    def fill() -> None:
+        from .trialset import TrialSetConfig
 
-    add_options(p.add_argument_group("trials and composition"), TrialSetConfig, skip=("seed",))
+        add_options(p.add_argument_group("trials and composition"), TrialSetConfig,
+                    skip=("seed",))
+
+    deferred(p, fill)
 
 
 def composition_config(args: argparse.Namespace, seed: int):
@@ -41,13 +45,16 @@ def composition_flags() -> dict[str, str]:
 
 
 def _register_synth(s: argparse._SubParsersAction) -> None:
-    from bodyscene.configs import add_options
+    from bodyscene.configs import add_options, deferred
 
-    from .synth import SynthConfig
+    def fill() -> None:
+        from .synth import SynthConfig
+
+        add_options(p, SynthConfig)
 
     p = s.add_parser("synth", help="render a trial set from the built-in synthetic action world")
     p.add_argument("--out", required=True, help="output folder (must be new or empty)")
-    add_options(p, SynthConfig)
+    deferred(p, fill)
     p.add_argument("--seed", type=int, default=0, help="the world's one seed (default: 0)")
     add_composition_args(p)
     p.set_defaults(func=_synth)
