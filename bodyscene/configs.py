@@ -96,6 +96,8 @@ def add_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup, cls: 
             kw.update(type=kind if kind in (int, float) else str, default=default)
             if default is not None and kw["help"] and "default" not in kw["help"]:
                 kw["help"] += f" (default: {default})"
+        if "action" not in kw and "choices" not in meta:  # --actions N, not N_ACTIONS
+            kw["metavar"] = flag.lstrip("-").replace("-", "_").upper()
         for key in ("choices", "metavar", "required"):
             if key in meta:
                 kw[key] = meta[key]
