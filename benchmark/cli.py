@@ -327,11 +327,11 @@ def add_demo_args(p: argparse.ArgumentParser, threads_list: bool = False) -> Non
     p.add_argument("--scene-consistency", type=float,
                    help="override the world's P(a clip shows its action's home scene) (0.9)")
     if threads_list:
-        p.add_argument("--threads", default="1",
+        p.add_argument("--threads", default="2",
                        help="comma list of torch thread counts; each seed runs with each")
     else:
         p.add_argument("--threads", type=int, default=None,
-                       help="torch threads (default 1): part of the result, recorded in "
+                       help="torch threads (default 2): part of the result, recorded in "
                             "run.json; the same seed and --threads give the same numbers")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 

@@ -152,7 +152,7 @@ def test_demo_config_composes_the_stages_and_owns_one_seed():
     moved = replace(cfg, seed=3, progress=False)
     assert moved.train.seed == moved.world.seed == 3 and not moved.train.progress
     assert cfg.train.seed == 7  # the original is untouched
-    assert cfg.threads == cfg.train.threads == 1
+    assert cfg.threads == cfg.train.threads == 2
 
 
 @pytest.mark.slow
@@ -172,7 +172,7 @@ def test_quick_demo_same_seed_same_threads_same_predictions(tmp_path):
 
     before = torch.get_num_threads()
     try:
-        torch.set_num_threads(2)
+        torch.set_num_threads(1)
         assert main(["demo", "--quick", "--quiet", "--out", str(tmp_path / "a")]) == 0
         torch.set_num_threads(3)
         assert main(["demo", "--quick", "--quiet", "--out", str(tmp_path / "b")]) == 0
@@ -181,4 +181,4 @@ def test_quick_demo_same_seed_same_threads_same_predictions(tmp_path):
     a, b = digest(tmp_path / "a"), digest(tmp_path / "b")
     assert len(a[0]) == 2 and a == b
     record = json.loads((tmp_path / "a" / "runs" / "domainnet" / "run.json").read_text())
-    assert record["config"]["threads"] == 1
+    assert record["config"]["threads"] == 2

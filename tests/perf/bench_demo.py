@@ -15,9 +15,9 @@ lscpu's model name and flags are printed with the timings.
 Also printed: per-stage seconds, peak memory of the demo process, and whether the paper's effect
 held on that run (the demo's own checks).
 
-    python tests/perf/bench_demo.py [--seed 0] [--threads 1] [--skip-full]
+    python tests/perf/bench_demo.py [--seed 0] [--threads 2] [--skip-full]
 
-The demo's --threads (default 1) is passed through; it fixes the numbers as well as the speed.
+The demo's --threads (default 2) is passed through; it fixes the numbers as well as the speed.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from pathlib import Path
 TARGETS_S = {"quick": 120.0, "full": 180.0}
 
 
-def run(kind: str, seed: int, root: Path, threads: int = 1) -> dict:
+def run(kind: str, seed: int, root: Path, threads: int = 2) -> dict:
     out = root / kind
     cmd = [sys.executable, "-m", "bodyscene.cli", "demo", "--out", str(out), "--seed", str(seed),
            "--threads", str(threads)]
@@ -62,7 +62,7 @@ def report(kind: str, r: dict) -> None:
         print(f"  [{'holds' if c['holds'] else 'FAILS'}] {c['check']}: {c['measured']}")
 
 
-def old_recipe_epoch(trials: Path, root: Path, threads: int = 1) -> dict:
+def old_recipe_epoch(trials: Path, root: Path, threads: int = 2) -> dict:
     """One epoch per model of the demo's recipe before issue 16, in this process."""
     import pandas as pd
     from bodyscene.benchmark.harness.train import TrainConfig, train
@@ -89,7 +89,7 @@ def cpu_line() -> str:
             f"CPU(s); flags: {fields.get('Flags', '?').strip()}")
 
 
-def compare(full: dict, out: Path, root: Path, threads: int = 1) -> None:
+def compare(full: dict, out: Path, root: Path, threads: int = 2) -> None:
     import pandas as pd
 
     old = old_recipe_epoch(out / "stimuli" / "trials.csv", root, threads)
@@ -106,7 +106,7 @@ def compare(full: dict, out: Path, root: Path, threads: int = 1) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=1, help="the demo's --threads")
+    ap.add_argument("--threads", type=int, default=2, help="the demo's --threads")
     ap.add_argument("--skip-full", action="store_true", help="time only --quick")
     args = ap.parse_args()
     print(cpu_line())
