@@ -348,6 +348,8 @@ def config_from_args(args: argparse.Namespace, threads: int | None = None):
     train = {k: v for k, v in (("epochs", args.epochs), ("backbone", args.backbone),
                                ("threads", threads if threads is not None else args.threads))
              if v is not None}
+    if train.get("threads", 1) < 1:  # refused before any output folder is made
+        raise BadInput(f"--threads: at least 1, got {train['threads']}")
     world = {} if args.scene_consistency is None else {
         "scene_consistency": args.scene_consistency}
     return replace(cfg, train=replace(cfg.train, **train),

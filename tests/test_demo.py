@@ -101,6 +101,7 @@ def test_quick_seeds_study(tmp_path):
     (["seeds", "--seeds", "0,0.5"], "--seeds: expected comma-separated integers"),
     (["seeds", "--seeds", ","], "--seeds: expected at least one value"),
     (["seeds", "--threads", "0"], "--threads: thread counts of at least 1"),
+    (["fusion", "--threads", "0"], "--threads: at least 1, got 0"),
 ])
 def test_study_arguments_refused_in_one_line(tmp_path, capsys, argv, message):
     out = tmp_path / "study"

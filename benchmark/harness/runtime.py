@@ -58,6 +58,8 @@ def pin_numerics(threads: int) -> None:
     import torch
 
     if threads < 1:
-        raise BadInput(f"threads: at least 1, got {threads}")
+        from bodyscene.configs import ConfigError
+
+        raise ConfigError("threads", f"at least 1, got {threads}")
     torch.set_num_threads(threads)
     torch.use_deterministic_algorithms(True, warn_only=True)

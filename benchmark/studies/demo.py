@@ -139,9 +139,9 @@ def run_demo(cfg: DemoConfig, out: str | Path, trials: Path | None = None) -> di
 
     from bodyscene.benchmark.harness.runtime import pin_numerics
 
+    pin_numerics(cfg.threads)  # evaluation runs in this process too
     out = fresh_output_dir(out)
     t0 = time.perf_counter()
-    pin_numerics(cfg.threads)  # evaluation runs in this process too
     probe = probe_throughput(cfg)
     write_run_record(out, cfg, cfg.seed, name="demo_run.json", probe=probe)
     _print_expected(probe)
