@@ -11,6 +11,7 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
+from bodyscene.configs import flag_errors
 from bodyscene.errors import BadInput
 
 
@@ -25,81 +26,35 @@ def register(sub: argparse._SubParsersAction) -> None:
 # ----------------------------------------------------------------------------- harness
 
 def _register_train(sub: argparse._SubParsersAction) -> None:
-    from .harness.train import TrainConfig
+    from bodyscene.configs import add_options, deferred
 
-    d = TrainConfig(trials="")
+    def fill() -> None:
+        from .harness.train import TrainConfig
+
+        add_options(p, TrainConfig)
+
     p = sub.add_parser("train", help="train a model on a trial manifest's train split",
                        description="Defaults are the paper's: SGD, lr 0.001, momentum 0.9, "
                                    "100 epochs, class-balanced sampling, from scratch. Run "
                                    "under torchrun for several GPUs or nodes.")
-    p.add_argument("--trials", required=True, help="trials.csv")
-    p.add_argument("--model", default=d.model,
-                   help="baseline | domainnet | package.module:factory | an entry-point name")
-    p.add_argument("--backbone", default=d.backbone,
-                   help="torchvision name (resnet18/34/50, ...), miniresnet for 48-64 px on a "
-                        "CPU, or tiny/small for tests")
-    p.add_argument("--out", required=True, help="run folder (new or empty unless --resume)")
-    p.add_argument("--epochs", type=int, default=d.epochs)
-    p.add_argument("--lr", type=float, default=d.lr)
-    p.add_argument("--lr-schedule", default=d.lr_schedule,
-                   choices=("constant", "onecycle", "cosine"),
-                   help="constant is the paper's; onecycle/cosine reach a low loss in few epochs")
-    p.add_argument("--momentum", type=float, default=d.momentum)
-    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
-    p.add_argument("--batch-size", type=int, default=d.batch_size,
-                   help="global batch, split across torchrun processes")
-    p.add_argument("--image-size", type=int, default=d.image_size)
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--weights", default=None,
-                   help="local torchvision or state-dict file for each backbone")
-    p.add_argument("--view-dropout", type=float, default=d.view_dropout,
-                   help="probability that a view is blanked (its stream's loss term skipped)")
-    p.add_argument("--loss-terms", choices=("all", "combined-only"), default=None)
-    p.add_argument("--fusion", choices=("sum", "learned-weighted", "concat-mlp"), default=None)
-    p.add_argument("--option", action="append", default=[], metavar="KEY=JSON",
-                   help="extra model option, e.g. --option hidden=128 (repeatable)")
-    p.add_argument("--freeze-backbone", action="store_true",
-                   help="linear probe: train only the classifier head(s) on loaded --weights")
-    p.add_argument("--samples-per-epoch", type=int, default=None)
-    p.add_argument("--no-augment", action="store_true")
-    p.add_argument("--workers", type=int, default=d.workers)
-    p.add_argument("--cache", default=d.cache, help="memory | mmap | folder for the mmap file")
-    p.add_argument("--no-amp", action="store_true", help="full precision on CUDA")
-    p.add_argument("--no-channels-last", action="store_true")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out")
-    p.add_argument("--device", default=d.device)
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    deferred(p, fill)
     p.set_defaults(func=_train)
 
 
 def _options(pairs: list[str]) -> dict:
-    options = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise BadInput(f"--option {pair!r}: expected KEY=VALUE")
-        try:
-            options[key] = json.loads(value)
-        except json.JSONDecodeError:
-            options[key] = value
-    return options
+    from .harness.train import _key_values
+
+    with flag_errors({"model_options": "--option"}):
+        return _key_values(pairs)
 
 
 def _train(args: argparse.Namespace) -> int:
+    from bodyscene.configs import flags, from_args
+
     from .harness.train import TrainConfig, train
 
-    cfg = TrainConfig(
-        trials=args.trials, model=args.model, backbone=args.backbone, out=args.out,
-        epochs=args.epochs, lr=args.lr, lr_schedule=args.lr_schedule, momentum=args.momentum, weight_decay=args.weight_decay,
-        batch_size=args.batch_size, image_size=args.image_size, seed=args.seed,
-        weights=args.weights, view_dropout=args.view_dropout, loss_terms=args.loss_terms,
-        fusion=args.fusion, model_options=_options(args.option),
-        freeze_backbone=args.freeze_backbone,
-        samples_per_epoch=args.samples_per_epoch, augment=not args.no_augment,
-        workers=args.workers, cache=args.cache, amp=not args.no_amp,
-        channels_last=not args.no_channels_last, resume=args.resume, device=args.device,
-        progress=not args.quiet)
-    run = train(cfg)
+    with flag_errors(flags(TrainConfig)):
+        run = train(from_args(TrainConfig, args))
     if os.environ.get("RANK", "0") == "0":  # one line, not one per torchrun process
         print(f"run: {run} (best.pt, last.pt, metrics.csv, run.json)")
     return 0
@@ -370,24 +325,44 @@ def _write_power(out: Path, cfg, curve, needed: int | None) -> None:
 
 # ----------------------------------------------------------------------------- studies
 
-def add_demo_args(p: argparse.ArgumentParser) -> None:
+def add_demo_args(p: argparse.ArgumentParser, threads_list: bool = False) -> None:
+    """The demo's few command-line knobs; everything else is DemoConfig's (recorded in
+    demo_run.json). `threads_list`: --threads takes a comma list (study seeds)."""
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick", action="store_true",
                    help="small world and few epochs (a smoke run for tests and CI)")
     p.add_argument("--epochs", type=int, help="override the demo's training epochs")
     p.add_argument("--backbone", help="override the demo's backbone (e.g. resnet18, tiny)")
+    p.add_argument("--scene-consistency", type=float,
+                   help="override the world's P(a clip shows its action's home scene) (0.9)")
+    if threads_list:
+        p.add_argument("--threads", default="2",
+                       help="comma list of torch thread counts; each seed runs with each")
+    else:
+        p.add_argument("--threads", type=int, default=None,
+                       help="torch threads (default 2): part of the result, recorded in "
+                            "run.json; the same seed and --threads give the same numbers")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
-def config_from_args(args: argparse.Namespace):
+# flags of the DemoConfig fields that add_demo_args exposes, for library errors
+DEMO_FLAGS = {"epochs": "--epochs", "backbone": "--backbone", "threads": "--threads",
+              "scene_consistency": "--scene-consistency"}
+
+
+def config_from_args(args: argparse.Namespace, threads: int | None = None):
     from .studies.demo import DemoConfig
 
     cfg = DemoConfig.quick_config(seed=args.seed) if args.quick else DemoConfig(seed=args.seed)
-    if args.epochs is not None:
-        cfg = replace(cfg, epochs=args.epochs)
-    if args.backbone:
-        cfg = replace(cfg, backbone=args.backbone)
-    return replace(cfg, progress=not args.quiet)
+    train = {k: v for k, v in (("epochs", args.epochs), ("backbone", args.backbone),
+                               ("threads", threads if threads is not None else args.threads))
+             if v is not None}
+    if train.get("threads", 1) < 1:  # refused before any output folder is made
+        raise BadInput(f"--threads: at least 1, got {train['threads']}")
+    world = {} if args.scene_consistency is None else {
+        "scene_consistency": args.scene_consistency}
+    return replace(cfg, train=replace(cfg.train, **train),
+                   world=replace(cfg.world, **world), progress=not args.quiet)
 
 
 def _register_demo(sub: argparse._SubParsersAction) -> None:
@@ -400,7 +375,8 @@ def _register_demo(sub: argparse._SubParsersAction) -> None:
 def _demo(args: argparse.Namespace) -> int:
     from .studies.demo import run_demo
 
-    result = run_demo(config_from_args(args), args.out)
+    with flag_errors(DEMO_FLAGS):
+        result = run_demo(config_from_args(args), args.out)
     print(f"\nreport: {result['report']}/report.html")
     return 0
 
@@ -428,7 +404,7 @@ def _register_study(sub: argparse._SubParsersAction) -> None:
     for name, help_text in specs.items():
         q = s.add_parser(name, help=help_text)
         q.add_argument("--out", default=f"results/study-{name}")
-        add_demo_args(q)
+        add_demo_args(q, threads_list=name == "seeds")
         if name == "mask-noise":
             q.add_argument("--levels", default="0,0.05,0.1,0.2",
                            help="noise as fractions of the mask area")
@@ -442,9 +418,17 @@ def _register_study(sub: argparse._SubParsersAction) -> None:
 
 
 def _study(args: argparse.Namespace) -> int:
+    with flag_errors(DEMO_FLAGS):
+        return _run_study(args)
+
+
+def _run_study(args: argparse.Namespace) -> int:
     from .studies import ablations
 
-    cfg = config_from_args(args)
+    threads = _numbers(args.threads, "--threads", int) if args.study_name == "seeds" else None
+    if threads is not None and min(threads) < 1:
+        raise BadInput(f"--threads: thread counts of at least 1, got {args.threads!r}")
+    cfg = config_from_args(args, threads[0] if threads else None)
     out = Path(args.out)
     if args.study_name == "loss-ablation":
         ablations.study_loss_ablation(cfg, out)
@@ -460,5 +444,5 @@ def _study(args: argparse.Namespace) -> int:
             raise BadInput(f"--kinds: expected erode, dilate or flip, got {bad[0]!r}")
         ablations.study_mask_noise(cfg, out, levels, kinds, args.retrain)
     else:
-        ablations.study_seeds(cfg, out, _numbers(args.seeds, "--seeds", int))
+        ablations.study_seeds(cfg, out, _numbers(args.seeds, "--seeds", int), threads)
     return 0

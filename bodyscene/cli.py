@@ -18,7 +18,9 @@ _PARTS = ("bodyscene.stimuli.cli", "bodyscene.human_study.cli", "bodyscene.model
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    from .configs import LazyParser
+
+    parser = LazyParser(
         prog="bodyscene",
         description="Human-vs-model psychophysics benchmark: action recognition from bodies "
                     "and backgrounds.")

@@ -38,6 +38,7 @@ from bodyscene.stimuli.manifest import (
 
 from bodyscene.errors import BadInput, where
 from bodyscene.provenance import write_run_record
+from bodyscene.seeds import derive_rng
 from bodyscene.tables import (
     Schema,
     file_sha256,
@@ -295,7 +296,7 @@ def square_items(path: Path, manifest: pd.DataFrame,
 def assign_groups(items: pd.DataFrame, k: int, seed: int) -> dict[str, int]:
     """Square group per item: items of each action shuffled and dealt round-robin so each
     group holds (within one) the same number of items of every action, and of all."""
-    rng = np.random.default_rng([seed, 7919])
+    rng = derive_rng(seed, "square-groups")
     groups: dict[str, int] = {}
     counter = 0
     for _, block in items.groupby("action", sort=True):

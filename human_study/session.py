@@ -13,6 +13,7 @@ import pandas as pd
 
 from bodyscene.errors import BadInput
 from bodyscene.provenance import versions
+from bodyscene.seeds import derive_rng
 from bodyscene.stimuli.manifest import split_choices
 
 from .responses import RESPONSES_SCHEMA, human_row, read_responses
@@ -81,15 +82,14 @@ def choice_order(choices: str, seed_text: str, order: int, mode: str = "trial") 
         import hashlib
 
         rank = lambda a: hashlib.sha256(f"{seed_text}:{a}".encode()).hexdigest()  # noqa: E731
-        return sorted((c for c in choices.split(";") if c), key=rank)
+        return sorted(split_choices(choices), key=rank)
     return shuffled_choices(choices, trial_rng(seed_text, order))
 
 
 def trial_rng(seed_text: str, order: int) -> np.random.Generator:
     """A generator for one trial's choice order, reproducible from the plan hash, participant
-    and trial position (so a resumed session shows the same order it would have)."""
-    base = int(seed_text[:16], 16) if seed_text else 0
-    return np.random.default_rng([base, int(order)])
+    (both in `seed_text`) and trial position, so a resumed session shows the same order."""
+    return derive_rng(0, "choice-order", seed_text, int(order))
 
 
 def response_row(trial, participant: str, session: int, response: str, rt_s: float | None,

@@ -14,92 +14,62 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def add_composition_args(p: argparse.ArgumentParser) -> None:
-    """Options shared by every path that composes trials (see bodyscene.stimuli.trialset.TrialSetConfig)."""
-    g = p.add_argument_group("trials and composition")
-    g.add_argument("--clip-frames", type=int, default=1,
-                   help="frames per trial: 1 = single-frame trials, N > 1 = clips of N frames")
-    g.add_argument("--fps", type=float, default=None,
-                   help="playback rate of clip trials (default: the source's)")
-    g.add_argument("--k", type=int, default=None,
-                   help="choices offered per trial (default: all actions if <= 8, else 5)")
-    g.add_argument("--choices-file", default=None,
-                   help="CSV 'action,choices' fixing the ';'-separated choice set per action")
-    g.add_argument("--fill", default="0,0,0", help="RGB fill of the body condition's background")
-    g.add_argument("--dilation", type=float, default=1.2,
-                   help="person-mask dilation factor before inpainting (paper: 1.2)")
-    g.add_argument("--inpaint-method", choices=("telea", "ns"), default="telea")
-    g.add_argument("--inpaint-radius", type=float, default=5.0)
-    g.add_argument("--mask-noise", default=None,
-                   help="controlled mask noise KIND:FRACTION, KIND in erode|dilate|flip "
-                        "(e.g. dilate:0.1)")
-    g.add_argument("--conflict-per-action", type=int, default=None,
-                   help="conflict trials per action on the test split (default: one per test "
-                        "item)")
-    g.add_argument("--contact-sheet-items", type=int, default=8)
+    """Options shared by every path that composes trials: the fields of
+    bodyscene.stimuli.trialset.TrialSetConfig (its seed is each command's --seed)."""
+    from bodyscene.configs import add_options, deferred
+
+    def fill() -> None:
+        from .trialset import TrialSetConfig
+
+        add_options(p.add_argument_group("trials and composition"), TrialSetConfig,
+                    skip=("seed",))
+
+    deferred(p, fill)
 
 
 def composition_config(args: argparse.Namespace, seed: int):
-    from .trialset import TrialSetConfig, parse_mask_noise, parse_rgb
+    from bodyscene.configs import from_args
 
-    return TrialSetConfig(
-        clip_frames=args.clip_frames, fps=args.fps, k=args.k, choices_file=args.choices_file,
-        fill=parse_rgb(args.fill), dilation=args.dilation, inpaint_method=args.inpaint_method,
-        inpaint_radius=args.inpaint_radius, mask_noise=parse_mask_noise(args.mask_noise),
-        conflict_per_action=args.conflict_per_action,
-        contact_sheet_items=args.contact_sheet_items, seed=seed)
+    from .trialset import TrialSetConfig
+
+    return from_args(TrialSetConfig, args, seed=seed)
+
+
+def composition_flags() -> dict[str, str]:
+    """Field -> flag for the composition options (trials.<field>) and the seed."""
+    from bodyscene.configs import flags
+
+    from .trialset import TrialSetConfig
+
+    return {**flags(TrialSetConfig, prefix="trials."), "trials.seed": "--seed"}
 
 
 def _register_synth(s: argparse._SubParsersAction) -> None:
+    from bodyscene.configs import add_options, deferred
+
+    def fill() -> None:
+        from .synth import SynthConfig
+
+        add_options(p, SynthConfig)
+
     p = s.add_parser("synth", help="render a trial set from the built-in synthetic action world")
     p.add_argument("--out", required=True, help="output folder (must be new or empty)")
-    p.add_argument("--actions", type=int, default=8, help="number of actions (>= 2)")
-    p.add_argument("--clips-per-action", type=int, default=12,
-                   help="videos rendered per action; split train/val/test by clip")
-    p.add_argument("--frames-per-video", type=int, default=16,
-                   help="frames in each rendered video")
-    p.add_argument("--samples-per-video", type=int, default=2,
-                   help="frames (or clips) sampled evenly from each video as trial items")
-    p.add_argument("--size", type=int, default=64, help="image side in pixels")
-    p.add_argument("--scene-consistency", type=float, default=0.9,
-                   help="probability that a clip shows its action's home scene")
-    p.add_argument("--figure-scale", type=float, default=1.0,
-                   help="figure height relative to the default")
-    p.add_argument("--scene-salience", type=float, default=1.0,
-                   help="contrast of scene features (0 = plain, 1 = default)")
-    p.add_argument("--video-fps", type=float, default=8.0)
-    p.add_argument("--split", default="0.6,0.2,0.2", help="train,val,test fractions of clips")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    deferred(p, fill)
+    p.add_argument("--seed", type=int, default=0, help="the world's one seed (default: 0)")
     add_composition_args(p)
     p.set_defaults(func=_synth)
 
 
 def _synth(args: argparse.Namespace) -> int:
+    from bodyscene.configs import flag_errors, flags, from_args
+
     from .synth import SynthConfig, make_synthetic_trials
 
-    cfg = SynthConfig(
-        n_actions=args.actions, clips_per_action=args.clips_per_action,
-        frames_per_video=args.frames_per_video, samples_per_video=args.samples_per_video,
-        size=args.size, scene_consistency=args.scene_consistency,
-        figure_scale=args.figure_scale, scene_salience=args.scene_salience,
-        video_fps=args.video_fps, split=_parse_split(args.split),
-        seed=args.seed, trials=composition_config(args, args.seed), progress=not args.quiet)
-    manifest = make_synthetic_trials(args.out, cfg)
+    with flag_errors({**flags(SynthConfig), **composition_flags()}):
+        cfg = from_args(SynthConfig, args, trials=composition_config(args, args.seed))
+        manifest = make_synthetic_trials(args.out, cfg)
     print(f"wrote {manifest}")
     return 0
-
-
-def _parse_split(text: str) -> tuple[float, float, float]:
-    from bodyscene.errors import BadInput
-
-    try:
-        parts = tuple(float(x) for x in text.split(","))
-    except ValueError:
-        parts = ()
-    if len(parts) != 3:
-        raise BadInput(f"--split: expected three fractions TRAIN,VAL,TEST such as 0.6,0.2,0.2, "
-                       f"got {text!r}")
-    return parts  # type: ignore[return-value]
 
 
 def _register_build(s: argparse._SubParsersAction) -> None:
@@ -178,7 +148,10 @@ def _build(args: argparse.Namespace) -> int:
         samples_per_video=args.samples_per_video, policy=args.policy, min_mask=args.min_mask,
         min_part=args.min_part, shard=parse_shard(args.shard), workers=args.workers,
         seed=args.seed, progress=not args.quiet, trials=composition_config(args, args.seed))
-    path = build(cfg)
+    from bodyscene.configs import flag_errors
+
+    with flag_errors(composition_flags()):
+        path = build(cfg)
     print(f"wrote {path}")
     return 0
 

@@ -15,7 +15,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from bodyscene.configs import ConfigError, opt
 from bodyscene.errors import BadInput
+from bodyscene.seeds import derive_rng
 from bodyscene.tables import fresh_output_dir
 
 from . import world
@@ -24,60 +26,83 @@ from .trialset import (
     TrialSetConfig,
     TrialSetWriter,
     finalize,
-    item_rng,
     read_choices_file,
 )
 
 
+def parse_split(text: str) -> tuple[float, float, float]:
+    """TRAIN,VAL,TEST fractions from the command line."""
+    try:
+        parts = tuple(float(x) for x in text.split(","))
+    except ValueError:
+        parts = ()
+    if len(parts) != 3:
+        raise ConfigError("split", f"expected three fractions TRAIN,VAL,TEST such as "
+                                   f"0.6,0.2,0.2, got {text!r}")
+    return parts  # type: ignore[return-value]
+
+
 @dataclass
 class SynthConfig:
-    n_actions: int = 8
-    clips_per_action: int = 12
-    frames_per_video: int = 16
-    samples_per_video: int = 2
-    size: int = 64
-    scene_consistency: float = 0.9
-    figure_scale: float = 1.0
-    scene_salience: float = 1.0
-    video_fps: float = 8.0
-    split: tuple[float, float, float] = (0.6, 0.2, 0.2)
-    seed: int = 0
+    """The synthetic world, declared once: `bodyscene stimuli synth` builds its options from
+    these fields. Its seed is the trial set's (`trials.seed`), the one seed of a world."""
+
+    n_actions: int = opt(8, "number of actions (>= 2)", flag="--actions")
+    clips_per_action: int = opt(12, "videos rendered per action; split train/val/test by clip")
+    frames_per_video: int = opt(16, "frames in each rendered video")
+    samples_per_video: int = opt(2, "frames (or clips) sampled evenly from each video as trial "
+                                 "items")
+    size: int = opt(64, "image side in pixels")
+    scene_consistency: float = opt(0.9, "probability that a clip shows its action's home scene")
+    figure_scale: float = opt(1.0, "figure height relative to the default")
+    scene_salience: float = opt(1.0, "contrast of scene features (0 = plain, 1 = default)")
+    video_fps: float = opt(8.0, "playback rate of the rendered videos")
+    split: tuple[float, float, float] = opt((0.6, 0.2, 0.2), "train,val,test fractions of "
+                                            "clips (default: 0.6,0.2,0.2)", parse=parse_split)
     trials: TrialSetConfig = field(default_factory=TrialSetConfig)
-    progress: bool = True
+    progress: bool = opt(True, "no progress bars", flag="--quiet", inverted=True)
+
+    @property
+    def seed(self) -> int:
+        return self.trials.seed
 
     def check(self) -> None:
+        """Impossible settings, named by field (the command line maps them to its flags)."""
         if not 2 <= self.n_actions <= len(world.ACTIONS):
-            raise BadInput(f"--actions: the synthetic world has {len(world.ACTIONS)} actions; "
-                           f"choose 2 to {len(world.ACTIONS)}, got {self.n_actions}")
+            raise ConfigError("n_actions", f"the synthetic world has {len(world.ACTIONS)} "
+                                           f"actions; choose 2 to {len(world.ACTIONS)}, got "
+                                           f"{self.n_actions}")
         if self.clips_per_action < 3:
-            raise BadInput(f"--clips-per-action: at least 3 (one per split), got "
-                           f"{self.clips_per_action}")
+            raise ConfigError("clips_per_action", f"at least 3 (one per split), got "
+                                                  f"{self.clips_per_action}")
         if not 0.0 <= self.scene_consistency <= 1.0:
-            raise BadInput(f"--scene-consistency: expected a probability, got "
-                           f"{self.scene_consistency}")
+            raise ConfigError("scene_consistency", f"expected a probability, got "
+                                                   f"{self.scene_consistency}")
         if self.size < 16:
-            raise BadInput(f"--size: at least 16 px, got {self.size}")
+            raise ConfigError("size", f"at least 16 px, got {self.size}")
         if len(self.split) != 3 or abs(sum(self.split) - 1) > 1e-6 or min(self.split) < 0:
-            raise BadInput(f"--split: three non-negative fractions summing to 1, got {self.split}")
+            raise ConfigError("split", f"three non-negative fractions summing to 1, got "
+                                       f"{self.split}")
         clip = self.trials.clip_frames
         if not 1 <= clip <= self.frames_per_video:
-            raise BadInput(f"--clip-frames: between 1 and --frames-per-video "
-                           f"({self.frames_per_video}), got {clip}")
+            raise ConfigError("clip_frames", f"between 1 and frames_per_video "
+                                             f"({self.frames_per_video}), got {clip}")
         if self.samples_per_video < 1:
-            raise BadInput(f"--samples-per-video: at least 1, got {self.samples_per_video}")
+            raise ConfigError("samples_per_video", f"at least 1, got {self.samples_per_video}")
         if self.frames_per_video < 1:
-            raise BadInput(f"--frames-per-video: at least 1, got {self.frames_per_video}")
+            raise ConfigError("frames_per_video", f"at least 1, got {self.frames_per_video}")
         if not 0 < self.video_fps <= 1000:
-            raise BadInput(f"--video-fps: in (0, 1000] frames per second, got {self.video_fps}")
+            raise ConfigError("video_fps", f"in (0, 1000] frames per second, got "
+                                           f"{self.video_fps}")
         if not 0.1 <= self.figure_scale <= 1.5:
-            raise BadInput(f"--figure-scale: between 0.1 and 1.5, got {self.figure_scale}")
+            raise ConfigError("figure_scale", f"between 0.1 and 1.5, got {self.figure_scale}")
         if not 0.0 <= self.scene_salience <= 1.0:
-            raise BadInput(f"--scene-salience: between 0 (plain) and 1 (full), got "
-                           f"{self.scene_salience}")
+            raise ConfigError("scene_salience", f"between 0 (plain) and 1 (full), got "
+                                                f"{self.scene_salience}")
         k = self.trials.k
         if k is not None and not 2 <= k <= self.n_actions:
-            raise BadInput(f"--k: choices per trial must be between 2 and the number of actions "
-                           f"({self.n_actions}), got {k}")
+            raise ConfigError("k", f"choices per trial must be between 2 and the number of "
+                                   f"actions ({self.n_actions}), got {k}")
         self.trials.check()
         split_of_clips(self.clips_per_action, self.split, np.random.default_rng(0))
 
@@ -90,8 +115,9 @@ def split_of_clips(n: int, fractions: tuple[float, float, float],
     n_test = max(1, round(fractions[2] * n)) if fractions[2] > 0 else 0
     n_train = n - n_val - n_test
     if n_train < (1 if fractions[0] > 0 else 0) or n_train < 0:
-        raise BadInput(f"--split: {n} clips per action cannot be split as {fractions} with at "
-                       f"least one clip in every non-empty part; render more clips")
+        raise ConfigError("split", f"{n} clips per action cannot be split as {fractions} with "
+                                   f"at least one clip in every non-empty part; render more "
+                                   f"clips")
     labels = ["train"] * n_train + ["val"] * n_val + ["test"] * n_test
     return [labels[j] for j in rng.permutation(n)]
 
@@ -130,13 +156,13 @@ def make_synthetic_trials(out: str | Path, cfg: SynthConfig) -> Path:
     window = cfg.trials.clip_frames
     jobs = [(a_idx, c) for a_idx in range(len(actions)) for c in range(cfg.clips_per_action)]
     splits = {a_idx: split_of_clips(cfg.clips_per_action, cfg.split,
-                                    item_rng(cfg.seed, f"split/{actions[a_idx]}"))
+                                    derive_rng(cfg.seed, f"split/{actions[a_idx]}"))
               for a_idx in range(len(actions))}
 
     def render(job):
         a_idx, c = job
         action = actions[a_idx]
-        rng = item_rng(cfg.seed, f"video/{action}/{c}")
+        rng = derive_rng(cfg.seed, f"video/{action}/{c}")
         scene = choose_scene(a_idx, homes, cfg.scene_consistency, rng)
         starts = sample_starts(cfg.frames_per_video, window, cfg.samples_per_video)
         # render just the frames the trial items sample (identical to a full render's frames)

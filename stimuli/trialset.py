@@ -12,7 +12,6 @@ import hashlib
 import re
 import sys
 import threading
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,8 +26,10 @@ except ModuleNotFoundError as exc:  # no stimuli extra: one line naming it
     raise missing_extra(exc) or exc
 
 from bodyscene import CONDITIONS, VIEWS
+from bodyscene.configs import ConfigError, opt
 from bodyscene.errors import BadInput, where
 from bodyscene.provenance import write_run_record
+from bodyscene.seeds import derive_rng
 from bodyscene.tables import (
     Schema,
     is_float,
@@ -59,44 +60,59 @@ _SHARD_FILE = re.compile(r"^items\.shard-(\d+)-of-(\d+)\.csv$")
 
 @dataclass
 class TrialSetConfig:
-    clip_frames: int = 1                 # 1: single-frame trials; N: clips of N frames
-    fps: float | None = None             # playback rate of clips (None: the source's)
-    k: int | None = None                 # choices per trial (None: all if <= 8 actions, else 5)
-    choices_file: str | None = None      # CSV action,choices fixing the choice set per action
-    fill: tuple[int, int, int] = (0, 0, 0)
-    dilation: float = 1.2
-    inpaint_method: str = "telea"
-    inpaint_radius: float = 5.0
-    mask_noise: MaskNoise | None = None
-    conflict_per_action: int | None = None   # None: one conflict trial per test item
-    contact_sheet_items: int = 8
-    seed: int = 0
+    """How items become trials; shared by the synthetic world and the real-video path. `seed`
+    is the trial set's one seed (the synthetic world renders from it too)."""
+
+    clip_frames: int = opt(1, "frames per trial: 1 = single-frame trials, N > 1 = clips of N "
+                           "frames")
+    fps: float | None = opt(None, "playback rate of clip trials (default: the source's)")
+    k: int | None = opt(None, "choices offered per trial (default: all actions if <= 8, "
+                        "else 5)")
+    choices_file: str | None = opt(None, "CSV 'action,choices' fixing the ';'-separated "
+                                   "choice set per action")
+    fill: tuple[int, int, int] = opt((0, 0, 0), "RGB fill of the body condition's background "
+                                     "(default: 0,0,0)", parse=lambda t: parse_rgb(t))
+    dilation: float = opt(1.2, "person-mask dilation factor before inpainting (paper: 1.2)")
+    inpaint_method: str = opt("telea", "OpenCV inpainting method",
+                              choices=tuple(sorted(INPAINT_METHODS)))
+    inpaint_radius: float = opt(5.0, "inpainting radius in pixels")
+    mask_noise: MaskNoise | None = opt(None, "controlled mask noise KIND:FRACTION, KIND in "
+                                       "erode|dilate|flip (e.g. dilate:0.1)",
+                                       parse=lambda t: parse_mask_noise(t))
+    conflict_per_action: int | None = opt(None, "conflict trials per action on the test split "
+                                          "(default: one per test item)")
+    contact_sheet_items: int = opt(8, "items shown on the review picture contact_sheet.png")
+    seed: int = opt(0, "seeds every random choice of the trial set (and the synthetic world)")
 
     def check(self) -> None:
-        """Reject impossible settings before any work is done (one line naming the option)."""
+        """Reject impossible settings before any work is done (one line naming the field;
+        the command line names its flag)."""
         if self.clip_frames < 1:
-            raise BadInput(f"--clip-frames: at least 1, got {self.clip_frames}")
+            raise ConfigError("clip_frames", f"at least 1, got {self.clip_frames}")
         if self.fps is not None and not 0 < self.fps <= 1000:
-            raise BadInput(f"--fps: a playback rate in (0, 1000] frames per second, got {self.fps}")
+            raise ConfigError("fps", f"a playback rate in (0, 1000] frames per second, got "
+                                     f"{self.fps}")
         if self.k is not None and self.k < 2:
-            raise BadInput(f"--k: at least 2 choices per trial, got {self.k}")
+            raise ConfigError("k", f"at least 2 choices per trial, got {self.k}")
         if self.choices_file is not None and not Path(self.choices_file).is_file():
             raise BadInput(f"{self.choices_file}: choices file not found")
         if len(self.fill) != 3 or not all(0 <= int(v) <= 255 for v in self.fill):
-            raise BadInput(f"--fill: expected R,G,B with values 0-255, got {self.fill}")
+            raise ConfigError("fill", f"expected R,G,B with values 0-255, got {self.fill}")
         if not 1.0 <= self.dilation <= 5.0:
-            raise BadInput(f"--dilation: a factor between 1 (no dilation) and 5, got "
-                           f"{self.dilation}")
+            raise ConfigError("dilation", f"a factor between 1 (no dilation) and 5, got "
+                                          f"{self.dilation}")
         if self.inpaint_method not in INPAINT_METHODS:
-            raise BadInput(f"--inpaint-method: one of {', '.join(sorted(INPAINT_METHODS))}, got "
-                           f"{self.inpaint_method!r}")
+            raise ConfigError("inpaint_method", f"one of {', '.join(sorted(INPAINT_METHODS))}, "
+                                                f"got {self.inpaint_method!r}")
         if not self.inpaint_radius > 0:
-            raise BadInput(f"--inpaint-radius: a positive radius in pixels, got "
-                           f"{self.inpaint_radius}")
+            raise ConfigError("inpaint_radius", f"a positive radius in pixels, got "
+                                                f"{self.inpaint_radius}")
         if self.conflict_per_action is not None and self.conflict_per_action < 0:
-            raise BadInput(f"--conflict-per-action: 0 or more, got {self.conflict_per_action}")
+            raise ConfigError("conflict_per_action", f"0 or more, got "
+                                                     f"{self.conflict_per_action}")
         if self.contact_sheet_items < 0:
-            raise BadInput(f"--contact-sheet-items: 0 or more, got {self.contact_sheet_items}")
+            raise ConfigError("contact_sheet_items", f"0 or more, got "
+                                                     f"{self.contact_sheet_items}")
 
 
 @dataclass
@@ -146,12 +162,6 @@ def parse_mask_noise(text: str | None) -> MaskNoise | None:
     except (ValueError, BadInput) as exc:
         raise BadInput(f"--mask-noise: expected KIND:FRACTION with KIND erode|dilate|flip and "
                        f"FRACTION in [0, 1], got {text!r} ({exc})") from None
-
-
-def item_rng(seed: int, key: str) -> np.random.Generator:
-    """A generator that depends only on the seed and a name, never on processing order, so
-    shards and threads draw the same numbers as a single sequential run."""
-    return np.random.default_rng([seed, zlib.crc32(key.encode("utf-8"))])
 
 
 def _stim_path(condition: str, item_id: str, n_frames: int) -> Path:
@@ -224,7 +234,7 @@ class TrialSetWriter:
         if item.frames.ndim != 4 or item.masks.shape != item.frames.shape[:3]:
             raise ValueError(f"{item.item_id}: frames must be (T,H,W,3) and masks (T,H,W)")
         cfg = self.cfg
-        rng = item_rng(cfg.seed, "mask-noise/" + item.item_id)
+        rng = derive_rng(cfg.seed, "mask-noise/" + item.item_id)
         masks = np.stack([perturb_mask(m, cfg.mask_noise, rng) for m in item.masks])
         bodies = np.stack([body_only(f, m, cfg.fill) for f, m in zip(item.frames, masks)])
         backgrounds = np.stack([
@@ -282,7 +292,7 @@ def _choice_sets(items: pd.DataFrame, actions: list[str], cfg: TrialSetConfig) -
     fixed = read_choices_file(Path(cfg.choices_file), actions) if cfg.choices_file else None
     sets = {}
     for item_id, action in zip(items.item_id, items.action):
-        rng = item_rng(cfg.seed, "choices/" + item_id)
+        rng = derive_rng(cfg.seed, "choices/" + item_id)
         if fixed is not None:
             offered = list(fixed[action])
         else:
@@ -320,7 +330,7 @@ def _conflict_pairs(items: pd.DataFrame, cfg: TrialSetConfig) -> list[tuple[str,
     for action, group in test.groupby("action", sort=True):
         body_ids = list(group.item_id)
         if cfg.conflict_per_action is not None:
-            rng = item_rng(cfg.seed, "conflict-select/" + action)
+            rng = derive_rng(cfg.seed, "conflict-select/" + action)
             pick = rng.choice(len(body_ids), min(cfg.conflict_per_action, len(body_ids)),
                               replace=False)
             body_ids = [body_ids[j] for j in sorted(pick)]
@@ -330,7 +340,7 @@ def _conflict_pairs(items: pd.DataFrame, cfg: TrialSetConfig) -> list[tuple[str,
             pool = candidates[candidates.n_frames == body_shape]
             if pool.empty:
                 continue
-            rng = item_rng(cfg.seed, "conflict/" + body_id)
+            rng = derive_rng(cfg.seed, "conflict/" + body_id)
             pairs.append((body_id, pool.item_id.iloc[int(rng.integers(len(pool)))]))
     return pairs
 
@@ -377,7 +387,7 @@ def finalize(out_dir: str | Path, cfg: TrialSetConfig, run_config: object = None
         offered = list(choices[body_id])
         if bg.action not in offered:
             # the background's action must be on offer, or following the scene is impossible
-            rng = item_rng(cfg.seed, "conflict-choice/" + body_id)
+            rng = derive_rng(cfg.seed, "conflict-choice/" + body_id)
             swap = [j for j, a in enumerate(offered) if a != body.action]
             offered[swap[int(rng.integers(len(swap)))]] = bg.action
         rows.append(dict(
@@ -459,7 +469,7 @@ def _contact_sheet(out: Path, items: pd.DataFrame, cfg: TrialSetConfig, cell: in
     background / conflict (the middle frame of a clip)."""
     test = items[items.split == "test"]
     pool = test if not test.empty else items
-    rng = item_rng(cfg.seed, "contact-sheet")
+    rng = derive_rng(cfg.seed, "contact-sheet")
     # one item of each action first (so every action gets looked at), then any others
     pool = pool.sort_values("item_id", ignore_index=True)
     order = list(rng.permutation(len(pool)))

@@ -4,6 +4,7 @@ end through the CLI (slow)."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pandas as pd
 import pytest
@@ -77,9 +78,13 @@ def test_quick_loss_ablation_study(tmp_path):
 @pytest.mark.slow
 def test_quick_seeds_study(tmp_path):
     out = tmp_path / "seeds"
-    assert main(["study", "seeds", "--quick", "--seeds", "0,1", "--out", str(out)]) == 0
+    assert main(["study", "seeds", "--quick", "--seeds", "0,1", "--threads", "1,2", "--out",
+                 str(out)]) == 0
     per_seed = pd.read_csv(out / "seeds.csv")
-    assert set(per_seed["seed"]) == {0, 1}
+    assert set(per_seed["seed"]) == {0, 1} and set(per_seed["threads"]) == {1, 2}
+    # each seed's world is rendered once and shared by its thread counts
+    assert (out / "seed-0-threads-1" / "stimuli").is_dir()
+    assert not (out / "seed-0-threads-2" / "stimuli").exists()
     summary = pd.read_csv(out / "seeds_summary.csv")
     assert {"baseline", "domainnet"} <= set(summary["group"])
     row = summary[(summary["group"] == "domainnet") & (summary["condition"] == "body")].iloc[0]
@@ -95,6 +100,8 @@ def test_quick_seeds_study(tmp_path):
     (["mask-noise", "--kinds", "blur"], "--kinds: expected erode, dilate or flip"),
     (["seeds", "--seeds", "0,0.5"], "--seeds: expected comma-separated integers"),
     (["seeds", "--seeds", ","], "--seeds: expected at least one value"),
+    (["seeds", "--threads", "0"], "--threads: thread counts of at least 1"),
+    (["fusion", "--threads", "0"], "--threads: at least 1, got 0"),
 ])
 def test_study_arguments_refused_in_one_line(tmp_path, capsys, argv, message):
     out = tmp_path / "study"
@@ -112,18 +119,67 @@ def test_world_frames_counts_each_split_before_rendering():
     assert world_frames(DemoConfig()) == {"train": 2304, "val": 768, "test": 768}
 
 
-def test_probe_sets_threads_and_expects_every_model_stage():
+def test_probe_only_estimates_and_never_changes_threads():
+    """The probe measures at the configured count and may suggest another, but leaves torch's
+    thread count (and so every number trained afterwards) as it found it."""
     import torch
     from bodyscene.benchmark.studies.demo import DemoConfig
     from bodyscene.benchmark.studies.pipeline import probe_throughput
 
     before = torch.get_num_threads()
     try:
-        probe = probe_throughput(DemoConfig.quick_config(threads=1), seconds=0.1)
-        assert probe["threads"] == 1 and torch.get_num_threads() == 1
+        for configured, found in ((1, 2), (2, 1)):
+            torch.set_num_threads(found)
+            cfg = DemoConfig.quick_config()
+            cfg = replace(cfg, train=replace(cfg.train, threads=configured))
+            probe = probe_throughput(cfg, seconds=0.1)
+            assert torch.get_num_threads() == found
+            assert probe["threads"] == configured
+            assert probe["suggested_threads"] in (1, 2, configured)
     finally:
         torch.set_num_threads(before)
     assert set(probe["expected_s"]) == {"train baseline", "evaluate baseline",
                                         "train domainnet", "evaluate domainnet"}
     assert probe["expected_s"]["train domainnet"] > 0
     assert all(v > 0 for v in probe["rates"].values())
+
+
+def test_demo_config_composes_the_stages_and_owns_one_seed():
+    from bodyscene.benchmark.studies.demo import DemoConfig
+
+    cfg = DemoConfig(seed=7)
+    assert cfg.world.seed == cfg.world.trials.seed == cfg.train.seed == 7
+    assert cfg.plan.seed == cfg.report.seed == 7
+    moved = replace(cfg, seed=3, progress=False)
+    assert moved.train.seed == moved.world.seed == 3 and not moved.train.progress
+    assert cfg.train.seed == 7  # the original is untouched
+    assert cfg.threads == cfg.train.threads == 2
+
+
+@pytest.mark.slow
+def test_quick_demo_same_seed_same_threads_same_predictions(tmp_path):
+    """Two quick demos, each with torch's thread count disturbed before it starts (as a busy
+    machine's probe once did): byte-identical weights and predictions (every column but the
+    time a row was written and the checkpoint's path)."""
+    import torch
+
+    def digest(root):
+        preds = [pd.read_csv(f, dtype=str).drop(columns=["timestamp", "checkpoint"])
+                 .to_csv(index=False) for f in sorted(root.glob("predictions/*.csv"))]
+        weights = [{k: v.numpy().tobytes() for k, v in
+                    torch.load(f, weights_only=False)["state_dict"].items()}
+                   for f in sorted(root.glob("runs/*/last.pt"))]
+        return preds, weights
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        assert main(["demo", "--quick", "--quiet", "--out", str(tmp_path / "a")]) == 0
+        torch.set_num_threads(3)
+        assert main(["demo", "--quick", "--quiet", "--out", str(tmp_path / "b")]) == 0
+    finally:
+        torch.set_num_threads(before)
+    a, b = digest(tmp_path / "a"), digest(tmp_path / "b")
+    assert len(a[0]) == 2 and a == b
+    record = json.loads((tmp_path / "a" / "runs" / "domainnet" / "run.json").read_text())
+    assert record["config"]["threads"] == 2

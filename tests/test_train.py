@@ -182,5 +182,48 @@ def test_a_scheduled_run_records_its_learning_rates(trials, tmp_path):
     run = train(_cfg(trials, tmp_path / "one", epochs=3, lr_schedule="onecycle"))
     lrs = pd.read_csv(run / "metrics.csv")["lr"].tolist()
     assert lrs[-1] == pytest.approx(0.05e-3) and lrs[0] != lrs[1]
-    with pytest.raises(BadInput, match="lr schedule 'step'"):
+    with pytest.raises(BadInput, match="lr_schedule: expected one of .* got 'step'"):
         train(_cfg(trials, tmp_path / "bad", lr_schedule="step"))
+
+
+def test_threads_are_part_of_the_run_and_fix_its_numbers(trials, tmp_path):
+    """Same seed + same threads: byte-identical weights, whatever torch's count was before."""
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        a = train(_cfg(trials, tmp_path / "a", epochs=1, threads=1))
+        assert torch.get_num_threads() == 1
+        torch.set_num_threads(2)   # as a timing probe or a busy machine might leave it
+        b = train(_cfg(trials, tmp_path / "b", epochs=1, threads=1))
+    finally:
+        torch.set_num_threads(before)
+    assert json.loads((a / "run.json").read_text())["config"]["threads"] == 1
+    wa, wb = (torch.load(r / "last.pt", weights_only=False)["state_dict"] for r in (a, b))
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_resume_refuses_another_thread_count(trials, tmp_path):
+    train(_cfg(trials, tmp_path / "run", epochs=1, threads=1))
+    with pytest.raises(BadInput, match="cannot resume with threads=2"):
+        train(_cfg(trials, tmp_path / "run", epochs=2, threads=2, resume=True))
+
+
+def test_cli_options_come_from_the_config_and_errors_name_flags(trials, tmp_path, capsys):
+    """Every TrainConfig field has its option (help from the field); a library error on a
+    field comes back naming the flag."""
+    import dataclasses
+
+    from bodyscene.cli import main
+    from bodyscene.configs import flags
+
+    mapping = flags(TrainConfig)
+    assert set(mapping) == {f.name for f in dataclasses.fields(TrainConfig)}
+    assert mapping["progress"] == "--quiet" and mapping["model_options"] == "--option"
+    argv = ["train", "--trials", str(trials), "--out", str(tmp_path / "r"), "--model",
+            "domainnet", "--backbone", "tiny", "--image-size", "32"]
+    assert main(argv + ["--batch-size", "0"]) == 2
+    assert "--batch-size: at least 1, got 0" in capsys.readouterr().err
+    assert main(argv + ["--threads", "0"]) == 2
+    assert "--threads: at least 1, got 0" in capsys.readouterr().err
+    assert main(argv + ["--option", "oops"]) == 2
+    assert "--option: expected KEY=VALUE" in capsys.readouterr().err

@@ -60,3 +60,18 @@ def select_device(name: str, dist: Dist | None = None):
     if dev.type == "cuda" and dist.world > 1 and dev.index is None:
         dev = torch.device("cuda", dist.local_rank)
     return dev
+
+
+def pin_numerics(threads: int) -> None:
+    """Fix what decides a run's floating-point results on a CPU: the number of threads that
+    split each reduction (a different count sums in a different order) and torch's choice of
+    deterministic kernels. Called once per run with the configured count, never with one that
+    a timing probe picked, so a busy machine cannot change the numbers."""
+    import torch
+
+    if threads < 1:
+        from bodyscene.configs import ConfigError
+
+        raise ConfigError("threads", f"at least 1, got {threads}")
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(True, warn_only=True)

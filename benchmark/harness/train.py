@@ -22,7 +22,9 @@ from typing import Any
 
 import numpy as np
 
+from bodyscene.configs import ConfigError, opt
 from bodyscene.errors import BadInput, TrainingError
+from bodyscene.seeds import derive_rng, derive_seed
 
 from .checkpoint import (
     CHECKPOINT_FORMAT,
@@ -31,7 +33,7 @@ from .checkpoint import (
     model_options,
     save_checkpoint,
 )
-from .runtime import Dist, distributed, select_device
+from .runtime import Dist, distributed, pin_numerics, select_device
 
 METRIC_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "images_per_s",
                   "seconds", "lr")
@@ -39,35 +41,72 @@ METRIC_COLUMNS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "im
 _RESUME_FREE = ("epochs", "resume", "workers", "cache", "device", "progress", "out", "trials")
 
 
+def _key_values(pairs: list[str]) -> dict[str, Any]:
+    """`KEY=JSON` strings (a plain string where the value is not JSON) as a dict."""
+    import json
+
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError("model_options", f"expected KEY=VALUE, got {pair!r}")
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    return options
+
+
 @dataclass
 class TrainConfig:
-    trials: str
-    model: str = "baseline"            # registry name, "package.module:factory" or entry point
-    backbone: str = "resnet18"         # passed to models that take a `backbone`
-    out: str = "results/runs/run"
-    epochs: int = 100
-    lr: float = 0.001
-    lr_schedule: str = "constant"      # constant (the paper's) | onecycle | cosine: see lr_at
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    batch_size: int = 32               # global: split across torchrun processes
-    image_size: int = 224
-    seed: int = 0
-    weights: str | None = None         # local torchvision or state-dict file, per backbone
-    view_dropout: float = 0.0          # P(a view is blanked); its stream's loss term skipped
-    loss_terms: str | None = None      # DomainNet: all | combined-only (model default if None)
-    fusion: str | None = None          # DomainNet: sum | learned-weighted | concat-mlp
-    model_options: dict[str, Any] = field(default_factory=dict)
-    freeze_backbone: bool = False      # linear probe: only the classifier head(s) train
-    samples_per_epoch: int | None = None  # default: the number of training frames
-    augment: bool = True
-    workers: int = 0                   # DataLoader workers gathering cached batches
-    cache: str = "memory"              # memory | mmap | a folder for the memory-mapped file
-    amp: bool = True                   # mixed precision, CUDA only
-    channels_last: bool = True         # CUDA only
-    resume: bool = False
-    device: str = "auto"               # auto | cpu | cuda | cuda:N
-    progress: bool = True
+    """One training run, declared once: `bodyscene train` builds its options from these fields
+    (bodyscene.configs) and `run.json` records them."""
+
+    trials: str = opt("", "trials.csv", required=True)
+    model: str = opt("baseline", "baseline | domainnet | package.module:factory | an "
+                     "entry-point name")
+    backbone: str = opt("resnet18", "torchvision name (resnet18/34/50, ...), miniresnet for "
+                        "48-64 px on a CPU, or tiny/small for tests")
+    out: str = opt("results/runs/run", "run folder (new or empty unless --resume)",
+                   required=True)
+    epochs: int = opt(100, "training epochs")
+    lr: float = opt(0.001, "peak learning rate")
+    lr_schedule: str = opt("constant", "constant is the paper's; onecycle/cosine reach a low "
+                           "loss in few epochs (see lr_at)", choices=("constant", "onecycle",
+                                                                      "cosine"))
+    momentum: float = opt(0.9, "SGD momentum")
+    weight_decay: float = opt(0.0, "SGD weight decay")
+    batch_size: int = opt(32, "global batch, split across torchrun processes")
+    image_size: int = opt(224, "input side in pixels")
+    seed: int = opt(0, "seeds the weights, the sampler, augmentation and view dropout")
+    weights: str | None = opt(None, "local torchvision or state-dict file for each backbone")
+    view_dropout: float = opt(0.0, "probability that a view is blanked (its stream's loss "
+                              "term skipped)")
+    loss_terms: str | None = opt(None, "DomainNet: all | combined-only (model default if "
+                                 "unset)", choices=("all", "combined-only"))
+    fusion: str | None = opt(None, "DomainNet: stream fusion (model default if unset)",
+                             choices=("sum", "learned-weighted", "concat-mlp"))
+    model_options: dict[str, Any] = opt(
+        help="extra model option, e.g. --option hidden=128 (repeatable)", factory=dict,
+        flag="--option", metavar="KEY=JSON", parse=_key_values, append=True)
+    freeze_backbone: bool = opt(False, "linear probe: train only the classifier head(s) on "
+                                "loaded --weights")
+    samples_per_epoch: int | None = opt(None, "frames drawn per epoch (default: the number of "
+                                        "training frames)")
+    augment: bool = opt(True, "no flips, shifts, jitter or blur")
+    workers: int = opt(0, "DataLoader workers gathering cached batches")
+    cache: str = opt("memory", "memory | mmap | folder for the memory-mapped file")
+    amp: bool = opt(True, "full precision on CUDA (mixed precision is CUDA only)")
+    channels_last: bool = opt(True, "keep the NCHW layout on CUDA")
+    resume: bool = opt(False, "continue the run in --out")
+    device: str = opt("auto", "auto | cpu | cuda | cuda:N")
+    # Part of the result, not only of the speed: another count sums floats in another order.
+    # Fixed rather than "all cores", so the same seed gives the same weights on a busy or an
+    # idle machine, with any number of cores; 2 because the smallest machine the suite targets
+    # (a 2-core laptop or VM) is fastest with it when idle.
+    threads: int = opt(2, "CPU threads for torch; the same seed and --threads give "
+                       "byte-identical checkpoints")
+    progress: bool = opt(True, "no progress bars", flag="--quiet", inverted=True)
 
 
 def _prepare_out(cfg: TrainConfig, manifest_hash: str) -> tuple[Path, dict | None]:
@@ -178,6 +217,7 @@ def train(cfg: TrainConfig) -> Path:
 
     dist = distributed()
     _check_config(cfg, dist)
+    pin_numerics(cfg.threads)
     manifest_hash = manifest_sha256(cfg.trials)
     out, resumed = _prepare_out(cfg, manifest_hash)
     device = select_device(cfg.device, dist)
@@ -203,17 +243,20 @@ def train(cfg: TrainConfig) -> Path:
 
 
 def _check_config(cfg: TrainConfig, dist: Dist) -> None:
-    if cfg.epochs < 1 or cfg.batch_size < 1 or cfg.image_size < 8 or cfg.lr <= 0:
-        raise BadInput(f"training needs epochs >= 1, batch size >= 1, image size >= 8 and "
-                       f"lr > 0; got {cfg.epochs}, {cfg.batch_size}, {cfg.image_size}, {cfg.lr}")
+    """Impossible settings, named by field (the command line maps them to its flags)."""
+    for name, low in (("epochs", 1), ("batch_size", 1), ("image_size", 8), ("threads", 1)):
+        if getattr(cfg, name) < low:
+            raise ConfigError(name, f"at least {low}, got {getattr(cfg, name)}")
+    if cfg.lr <= 0:
+        raise ConfigError("lr", f"a positive learning rate, got {cfg.lr}")
     if cfg.lr_schedule not in LR_SCHEDULES:
-        raise BadInput(f"lr schedule {cfg.lr_schedule!r}: expected one of "
-                       f"{', '.join(LR_SCHEDULES)}")
+        raise ConfigError("lr_schedule", f"expected one of {', '.join(LR_SCHEDULES)}, got "
+                                         f"{cfg.lr_schedule!r}")
     if not 0.0 <= cfg.view_dropout < 1.0:
-        raise BadInput(f"view dropout is a probability in [0, 1), got {cfg.view_dropout}")
+        raise ConfigError("view_dropout", f"a probability in [0, 1), got {cfg.view_dropout}")
     if cfg.batch_size % dist.world:
-        raise BadInput(f"batch size {cfg.batch_size} must be divisible by the number of "
-                       f"processes ({dist.world})")
+        raise ConfigError("batch_size", f"{cfg.batch_size} must be divisible by the number of "
+                                        f"processes ({dist.world})")
 
 
 def _join_process_group(dist: Dist, device) -> bool:
@@ -323,8 +366,8 @@ def _epoch_plan(run: _Run, epoch: int, sampler, augment) -> list:
 
     cfg, dist = run.cfg, run.dist
     order = sampler.global_order(epoch)
-    aug_gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
-    drop_rng = np.random.default_rng([cfg.seed, epoch, 7])
+    aug_gen = torch.Generator().manual_seed(derive_seed(cfg.seed, "augment", epoch))
+    drop_rng = derive_rng(cfg.seed, "view-dropout", epoch)
     plan = []
     for gidx in batch_slices(order, cfg.batch_size):
         params = augment.draw(len(gidx), aug_gen) if augment else None

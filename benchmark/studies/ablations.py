@@ -70,7 +70,7 @@ def _variants(cfg, out: Path, name: str, variants: dict[str, dict]) -> pd.DataFr
     for label, options in variants.items():
         run = train_model(cfg, trials, out / "runs" / label, "domainnet", **options)
         pred = evaluate_model(run, trials, out / "predictions" / f"domainnet-{label}.csv")[0]
-        table = accuracy_by_condition(pred, trials, cfg.seed, cfg.bootstrap)
+        table = accuracy_by_condition(pred, trials, cfg.seed, cfg.report.bootstrap)
         rows.append(table.assign(**{name: label}))
     return pd.concat(rows, ignore_index=True)
 
@@ -113,7 +113,7 @@ def study_mask_noise(cfg, out: Path, levels: list[float], kinds: list[str],
                     run = train_model(cfg, trials, out / "runs" / f"{m}-{label}", m)
                 pred = evaluate_model(run, trials,
                                       out / "predictions" / label / f"{m}.csv")[0]
-                table = accuracy_by_condition(pred, trials, cfg.seed, cfg.bootstrap)
+                table = accuracy_by_condition(pred, trials, cfg.seed, cfg.report.bootstrap)
                 rows.append(table.assign(model=m, noise_kind=kind, noise=level))
     table = pd.concat(rows, ignore_index=True)
     csv = out / "mask_noise.csv"
@@ -156,23 +156,46 @@ def _plot_noise(table: pd.DataFrame, out: Path, retrain: bool) -> None:
     save_figure(fig, out)
 
 
-def study_seeds(cfg, out: Path, seeds: list[int]) -> Path:
-    """The demo once per seed; the table every claim about the demo's effect rests on."""
+def cpu_capability() -> str:
+    """The instruction set torch's CPU kernels use here (ATEN_CPU_CAPABILITY lowers it)."""
+    import torch
+
+    try:
+        return str(torch.backends.cpu.get_cpu_capability())
+    except AttributeError:  # torch < 2.1
+        return "unknown"
+
+
+HEADLINE = (("domainnet", "body"), ("domainnet", "original"), ("baseline", "original"),
+            ("baseline", "body"))
+
+
+def study_seeds(cfg, out: Path, seeds: list[int], threads: list[int] | None = None) -> Path:
+    """The demo once per seed and thread count (each seed's world rendered once: stimuli do
+    not depend on threads); the table every claim about the demo's effect rests on."""
     out = fresh_output_dir(out)
+    threads = list(threads or [cfg.threads])
+    isa = cpu_capability()
     rows, checks = [], []
     for seed in seeds:
-        result = run_demo(replace(cfg, seed=seed), out / f"seed-{seed}")
-        for group, by_cond in result["summary"]["groups"].items():
-            for cond, s in by_cond.items():
-                rows.append({"seed": seed, "group": group, "condition": cond,
-                             "accuracy": s["accuracy"], "chance": s["chance"]})
-        for c in result["checks"]:
-            checks.append({"seed": seed, **c})
-        checks.append({"seed": seed, "check": "wall time (s)", "holds": True,
-                       "measured": result["timings"]["total_s"]})
+        world = None
+        for n in threads:
+            run_cfg = replace(cfg, seed=seed, train=replace(cfg.train, threads=n))
+            name = f"seed-{seed}" + (f"-threads-{n}" if len(threads) > 1 else "")
+            result = run_demo(run_cfg, out / name, trials=world)
+            world = world or Path(result["trials"])
+            key = {"seed": seed, "threads": n, "cpu_capability": isa}
+            for group, by_cond in result["summary"]["groups"].items():
+                for cond, s in by_cond.items():
+                    rows.append({**key, "group": group, "condition": cond,
+                                 "accuracy": s["accuracy"], "chance": s["chance"]})
+            for c in result["checks"]:
+                checks.append({**key, **c})
+            checks.append({**key, "check": "wall time (s)", "holds": True,
+                           "measured": result["timings"]["total_s"]})
     table = pd.DataFrame(rows)
     agg = (table.groupby(["group", "condition"], sort=False)["accuracy"]
-           .agg(["mean", "std", "min", "max"]).reset_index())
+           .agg(["mean", "std", "min", "max", "count"]).reset_index())
     agg["chance"] = table.groupby(["group", "condition"], sort=False)["chance"].mean().values
     write_frame_atomic(out / "seeds.csv", table)
     write_frame_atomic(out / "seeds_summary.csv", agg)
@@ -180,10 +203,23 @@ def study_seeds(cfg, out: Path, seeds: list[int]) -> Path:
     plot = agg.rename(columns={"mean": "accuracy"}).assign(
         ci_low=lambda d: d["accuracy"] - d["std"].fillna(0),
         ci_high=lambda d: d["accuracy"] + d["std"].fillna(0))
-    _plot(plot, "group", f"demo over seeds {seeds}: mean ± SD", out / "seeds")
+    _plot(plot, "group", f"demo over seeds {seeds} x threads {threads}: mean ± SD",
+          out / "seeds")
     from bodyscene.provenance import write_run_record
 
-    write_run_record(out, cfg, None, name="study_run.json", study="seeds", seeds=seeds)
+    write_run_record(out, cfg, None, name="study_run.json", study="seeds", seeds=seeds,
+                     threads=threads, cpu_capability=isa)
+    print(headline_table(table).to_string(index=False))
     print(agg.to_string(index=False))
     print(pd.DataFrame(checks).to_string(index=False))
     return out / "seeds_summary.csv"
+
+
+def headline_table(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per run (seed x threads x CPU capability): the cells the demo's claim rests on
+    (DomainNet and the baseline on body-only and original trials)."""
+    runs = ["seed", "threads", "cpu_capability"]
+    cells = table.set_index(runs + ["group", "condition"])["accuracy"]
+    wide = pd.DataFrame({f"{g} {c}": cells.xs((g, c), level=("group", "condition"))
+                         for g, c in HEADLINE})
+    return wide.reset_index()

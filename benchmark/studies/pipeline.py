@@ -5,6 +5,7 @@ predictions file. Each takes a demo-shaped config (benchmark.studies.demo.DemoCo
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -38,13 +39,13 @@ class Stopwatch:
 def world_frames(cfg) -> dict[str, int]:
     """Frames per split of the world `cfg` describes, before it is rendered (the synthetic
     world splits each action's clips by SynthConfig.split)."""
-    from bodyscene.stimuli.synth import SynthConfig, split_of_clips
-    from bodyscene.stimuli.trialset import item_rng
+    from bodyscene.stimuli.synth import split_of_clips
+    from bodyscene.seeds import derive_rng
 
-    fractions = SynthConfig().split
-    splits = split_of_clips(cfg.clips_per_action, fractions, item_rng(cfg.seed, "probe"))
-    per_clip = cfg.samples_per_video * cfg.clip_frames
-    return {s: cfg.actions * per_clip * sum(1 for x in splits if x == s)
+    w = cfg.world
+    splits = split_of_clips(w.clips_per_action, w.split, derive_rng(cfg.seed, "probe"))
+    per_clip = w.samples_per_video * w.trials.clip_frames
+    return {s: w.n_actions * per_clip * sum(1 for x in splits if x == s)
             for s in ("train", "val", "test")}
 
 
@@ -61,9 +62,23 @@ def _rate(step, batch: int, seconds: float) -> float:
 def probe_throughput(cfg, seconds: float = 1.0) -> dict:
     """A ~`seconds` probe of this machine on the demo's own models: training steps (augment,
     forward, loss, backward, SGD) and inference for the baseline and DomainNet on random
-    pixels. With `cfg.threads == 0` it also picks the faster of one thread and torch's default
-    (on a shared 2-core machine two threads can run several times slower than one, as they wait
-    on each other), and sets it. Returns rates (samples/s) and the expected seconds per stage."""
+    pixels, at the configured `cfg.threads`. It only estimates: the thread count it measured
+    and torch's state are restored, and a faster count it finds (one thread against torch's
+    default, on small batches) is printed as a suggestion, since another count changes the
+    results' last digits. Returns rates (samples/s), the expected seconds per stage and the
+    suggestion."""
+    import torch
+
+    before = torch.get_num_threads()
+    rng_state = torch.get_rng_state()
+    try:
+        return _probe(cfg, seconds, before)
+    finally:
+        torch.set_num_threads(before)
+        torch.set_rng_state(rng_state)
+
+
+def _probe(cfg, seconds: float, default: int) -> dict:
     import torch
     import torch.nn.functional as F
 
@@ -72,14 +87,15 @@ def probe_throughput(cfg, seconds: float = 1.0) -> dict:
 
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
-    b, size = cfg.batch_size, cfg.image_size
+    tc, actions = cfg.train, cfg.world.n_actions
+    b, size = tc.batch_size, tc.image_size
 
     def trainer(name: str, b: int = b):
-        model = create_model(name, cfg.actions, backbone=cfg.backbone)
-        opt = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=cfg.momentum)
+        model = create_model(name, actions, backbone=tc.backbone)
+        opt = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=tc.momentum)
         pixels = torch.randint(0, 256, (b, len(model.views), size, size, 3), dtype=torch.uint8,
                                generator=gen)
-        labels = torch.randint(0, cfg.actions, (b,), generator=gen)
+        labels = torch.randint(0, actions, (b,), generator=gen)
 
         def step():
             out = model(*to_input(pixels, "cpu", Augment().draw(b, gen)))
@@ -95,18 +111,16 @@ def probe_throughput(cfg, seconds: float = 1.0) -> dict:
         return model, step, infer
 
     models = {name: trainer(name) for name in ("baseline", "domainnet")}
-    default = torch.get_num_threads()
-    threads = cfg.threads or default
-    if not cfg.threads and default > 1:
-        # on small batches, so that a badly oversubscribed setting costs little to try
+    candidates = sorted({cfg.threads, 1, max(default, 1)})
+    compare = len(candidates) > 1
+    tried = {}
+    if compare:  # on small batches, so that a badly oversubscribed setting costs little to try
         _, small, _ = trainer("baseline", 4)
-        trials = {}
-        for n in (1, default):
+        for n in candidates:
             torch.set_num_threads(n)
-            trials[n] = _rate(small, 4, seconds * 0.25)
-        threads = max(trials, key=trials.get)
-    torch.set_num_threads(threads)
-    share = seconds * (0.25 if not cfg.threads and default > 1 else 0.5)
+            tried[n] = _rate(small, 4, seconds * 0.25 / len(candidates))
+    torch.set_num_threads(cfg.threads)
+    share = seconds * (0.75 if compare else 1.0) / 2
     rates = {}
     for name, (model, step, infer) in models.items():
         model.train()
@@ -117,36 +131,32 @@ def probe_throughput(cfg, seconds: float = 1.0) -> dict:
     # evaluation scores every test trial (4 conditions); training validates every epoch
     expected = {}
     for name in ("baseline", "domainnet"):
-        expected[f"train {name}"] = cfg.epochs * (frames["train"] / rates[f"train {name}"]
+        expected[f"train {name}"] = tc.epochs * (frames["train"] / rates[f"train {name}"]
                                                   + frames["val"] / rates[f"evaluate {name}"])
         expected[f"evaluate {name}"] = 4 * frames["test"] / rates[f"evaluate {name}"]
-    return {"threads": threads, "rates": {k: round(v, 1) for k, v in rates.items()},
-            "frames": frames, "expected_s": {k: round(v, 2) for k, v in expected.items()}}
+    fastest = max(tried, key=tried.get) if tried else cfg.threads
+    speedup = tried[fastest] / tried[cfg.threads] if tried else 1.0
+    return {"threads": cfg.threads, "rates": {k: round(v, 1) for k, v in rates.items()},
+            "frames": frames, "expected_s": {k: round(v, 2) for k, v in expected.items()},
+            "suggested_threads": fastest if speedup > 1.2 else cfg.threads,
+            "suggested_speedup": round(speedup, 2),
+            "tried_threads": {str(k): round(v, 1) for k, v in tried.items()}}
 
 
 def build_world(cfg, out: Path, mask_noise=None) -> Path:
-    from bodyscene.stimuli.synth import SynthConfig, make_synthetic_trials
-    from bodyscene.stimuli.trialset import TrialSetConfig
+    from bodyscene.stimuli.synth import make_synthetic_trials
 
-    synth = SynthConfig(
-        n_actions=cfg.actions, clips_per_action=cfg.clips_per_action,
-        frames_per_video=cfg.frames_per_video, samples_per_video=cfg.samples_per_video,
-        size=cfg.size, scene_consistency=cfg.scene_consistency, figure_scale=cfg.figure_scale,
-        scene_salience=cfg.scene_salience, seed=cfg.seed, progress=cfg.progress,
-        trials=TrialSetConfig(clip_frames=cfg.clip_frames, seed=cfg.seed, mask_noise=mask_noise))
-    return make_synthetic_trials(out, synth)
+    world = replace(cfg.world, trials=replace(cfg.world.trials, mask_noise=mask_noise))
+    return make_synthetic_trials(out, world)
 
 
 def train_model(cfg, trials: Path, out: Path, model: str, **options) -> Path:
-    from bodyscene.benchmark.harness.train import TrainConfig, train
+    """`cfg.train` on `trials` into `out`; view dropout only for a model with two views."""
+    from bodyscene.benchmark.harness.train import train
 
-    tc = TrainConfig(trials=str(trials), model=model, backbone=cfg.backbone, out=str(out),
-                     epochs=cfg.epochs, lr=cfg.lr, lr_schedule=cfg.lr_schedule,
-                     weight_decay=cfg.weight_decay, momentum=cfg.momentum,
-                     batch_size=cfg.batch_size, image_size=cfg.image_size, seed=cfg.seed,
-                     progress=cfg.progress,
-                     **({"view_dropout": cfg.view_dropout} if model == "domainnet" else {}),
-                     **options)
+    tc = replace(cfg.train, trials=str(trials), out=str(out), model=model,
+                 view_dropout=cfg.train.view_dropout if model == "domainnet" else 0.0,
+                 **options)
     return Path(train(tc))
 
 
@@ -160,11 +170,10 @@ def evaluate_model(run_dir: Path, trials: Path, out_csv: Path,
 
 
 def simulate_humans(cfg, trials: Path, out: Path) -> Path:
-    from bodyscene.human_study.plan import PlanConfig, make_plan
+    from bodyscene.human_study.plan import make_plan
     from bodyscene.human_study.simulate import ObserverModel, simulate_participants
 
-    plan_dir = make_plan(trials, out / "plan", PlanConfig(n_participants=cfg.participants,
-                                                          seed=cfg.seed))
+    plan_dir = make_plan(trials, out / "plan", cfg.plan)
     responses = out / "responses"
     simulate_participants(plan_dir, ObserverModel(accuracy=dict(cfg.human_accuracy)),
                           responses, seed=cfg.seed)
@@ -173,11 +182,9 @@ def simulate_humans(cfg, trials: Path, out: Path) -> Path:
 
 def write_report(cfg, trials: Path, responses: Path, predictions: Path,
                  out: Path) -> dict:
-    from bodyscene.benchmark.analysis.report import ReportConfig, make_report
+    from bodyscene.benchmark.analysis.report import make_report
 
-    return make_report(trials, responses, predictions, out,
-                       ReportConfig(bootstrap=cfg.bootstrap, seed=cfg.seed,
-                                    progress=cfg.progress))
+    return make_report(trials, responses, predictions, out, cfg.report)
 
 
 def accuracy_by_condition(predictions_csv: Path, trials: Path, seed: int,

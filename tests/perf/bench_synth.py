@@ -22,7 +22,8 @@ from bodyscene.stimuli.synth import (
     make_synthetic_trials,
     sample_starts,
 )
-from bodyscene.stimuli.trialset import TrialSetConfig, item_rng
+from bodyscene.seeds import derive_rng
+from bodyscene.stimuli.trialset import TrialSetConfig
 
 
 def render_only(cfg: SynthConfig, sampled: bool = False) -> float:
@@ -35,7 +36,7 @@ def render_only(cfg: SynthConfig, sampled: bool = False) -> float:
     t0 = time.perf_counter()
     for a_idx, action in enumerate(actions):
         for c in range(cfg.clips_per_action):
-            rng = item_rng(cfg.seed, f"video/{action}/{c}")
+            rng = derive_rng(cfg.seed, f"video/{action}/{c}")
             scene = choose_scene(a_idx, homes, cfg.scene_consistency, rng)
             starts = sample_starts(cfg.frames_per_video, cfg.trials.clip_frames,
                                    cfg.samples_per_video)

@@ -12,7 +12,9 @@ import numpy as np
 import pandas as pd
 from bodyscene.benchmark.analysis.groups import group_order
 
-from .bootstrap import cell_rng, hierarchical_ci
+from bodyscene.seeds import derive_rng
+
+from .bootstrap import hierarchical_ci
 
 CONDITION_ORDER = ("original", "body", "background", "conflict")
 
@@ -34,7 +36,7 @@ def accuracy_table(obs: pd.DataFrame, n_boot: int = 2000, seed: int = 0, ci: flo
         values = cell[outcome].to_numpy(float)
         point, lo, hi, dropped = hierarchical_ci(
             cell["agent"].to_numpy(), cell["item_id"].to_numpy(), values, n_boot=n_boot, ci=ci,
-            seed=cell_rng(seed, outcome, *map(str, keys)))
+            seed=derive_rng(seed, outcome, *keys))
         open_ = cell["correct_open"].to_numpy(float)
         rows.append({**dict(zip(by, keys)), "accuracy": point, "ci_low": lo, "ci_high": hi,
                      "chance": float(cell["chance"].mean()),

@@ -11,17 +11,8 @@ counted and reported (`n_boot_dropped`), never dropped silently."""
 
 from __future__ import annotations
 
-import zlib
-
 import numpy as np
 import pandas as pd
-
-
-def cell_rng(seed: int, *labels: str) -> np.random.Generator:
-    """A generator for one table cell that depends only on the seed and the cell's labels, so a
-    cell's interval does not change when other groups are added to the report."""
-    key = zlib.crc32("|".join(labels).encode("utf-8"))
-    return np.random.default_rng(np.random.SeedSequence([int(seed), key]))
 
 
 def cell_tables(agents: np.ndarray, items: np.ndarray,
