@@ -69,7 +69,8 @@ def _variants(cfg, out: Path, name: str, variants: dict[str, dict]) -> pd.DataFr
     rows = []
     for label, options in variants.items():
         run = train_model(cfg, trials, out / "runs" / label, "domainnet", **options)
-        pred = evaluate_model(run, trials, out / "predictions" / f"domainnet-{label}.csv")[0]
+        pred = evaluate_model(run, trials, out / "predictions" / f"domainnet-{label}.csv",
+                              cfg.progress, cfg.checkpoint)[0]
         table = accuracy_by_condition(pred, trials, cfg.seed, cfg.report.bootstrap)
         rows.append(table.assign(**{name: label}))
     return pd.concat(rows, ignore_index=True)
@@ -111,8 +112,8 @@ def study_mask_noise(cfg, out: Path, levels: list[float], kinds: list[str],
                 run = runs[m]
                 if retrain and level > 0:
                     run = train_model(cfg, trials, out / "runs" / f"{m}-{label}", m)
-                pred = evaluate_model(run, trials,
-                                      out / "predictions" / label / f"{m}.csv")[0]
+                pred = evaluate_model(run, trials, out / "predictions" / label / f"{m}.csv",
+                                      cfg.progress, cfg.checkpoint)[0]
                 table = accuracy_by_condition(pred, trials, cfg.seed, cfg.report.bootstrap)
                 rows.append(table.assign(model=m, noise_kind=kind, noise=level))
     table = pd.concat(rows, ignore_index=True)

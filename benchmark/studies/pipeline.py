@@ -161,10 +161,11 @@ def train_model(cfg, trials: Path, out: Path, model: str, **options) -> Path:
 
 
 def evaluate_model(run_dir: Path, trials: Path, out_csv: Path,
-                   progress: bool = True) -> list[Path]:
+                   progress: bool = True, checkpoint: str = "last") -> list[Path]:
+    """Score a run's `last` or `best` weights (DemoConfig.checkpoint says why last)."""
     from bodyscene.benchmark.harness.evaluate import EvalConfig, evaluate
 
-    return [Path(p) for p in evaluate(EvalConfig(checkpoint=str(run_dir / "best.pt"),
+    return [Path(p) for p in evaluate(EvalConfig(checkpoint=str(run_dir / f"{checkpoint}.pt"),
                                                  trials=str(trials), out=str(out_csv),
                                                  progress=progress))]
 
