@@ -32,17 +32,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 2
+    command = "command"
     try:
+        # a command's options are built from its config when it is used, which imports the
+        # module that owns the config: a missing extra can surface here already
+        args = parser.parse_args(argv)
+        if not getattr(args, "func", None):
+            parser.print_help()
+            return 2
+        command = args.command
         result = args.func(args)
     except BodysceneError as exc:
         print(f"bodyscene: error: {exc}", file=sys.stderr)
         return 2
     except ModuleNotFoundError as exc:  # an extra that is not installed: say which, in one line
-        missing = missing_extra(exc, purpose=f"bodyscene {args.command}")
+        missing = missing_extra(exc, purpose=f"bodyscene {command}")
         if missing is None:
             raise
         print(f"bodyscene: error: {missing}", file=sys.stderr)
