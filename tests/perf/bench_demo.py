@@ -79,12 +79,19 @@ def old_recipe_epoch(trials: Path, root: Path, threads: int = 2) -> dict:
     return rates
 
 
-def cpu_line() -> str:
+def lscpu_fields() -> dict[str, str] | None:
+    """lscpu's `name: value` lines (None where lscpu is missing); bench_demo_robustness uses it."""
     try:
         info = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
     except OSError:
+        return None
+    return dict(line.split(":", 1) for line in info.splitlines() if ":" in line)
+
+
+def cpu_line() -> str:
+    fields = lscpu_fields()
+    if fields is None:
         return "lscpu not available"
-    fields = dict(line.split(":", 1) for line in info.splitlines() if ":" in line)
     return (f"CPU: {fields.get('Model name', '?').strip()}, {fields.get('CPU(s)', '?').strip()} "
             f"CPU(s); flags: {fields.get('Flags', '?').strip()}")
 

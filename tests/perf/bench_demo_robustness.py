@@ -28,6 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
+from bench_demo import lscpu_fields  # the script's own folder is on sys.path
 
 ISA_ENV = {"native": {}, "avx2": {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}}
 CELLS = ("domainnet body", "domainnet original", "baseline original", "baseline body")
@@ -86,11 +87,9 @@ def spread(wide: pd.DataFrame) -> pd.DataFrame:
 
 
 def cpu_line() -> str:
-    try:
-        info = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-    except OSError:
+    fields = lscpu_fields()
+    if fields is None:
         return "lscpu not available"
-    fields = dict(line.split(":", 1) for line in info.splitlines() if ":" in line)
     flags = fields.get("Flags", "").split()
     simd = [f for f in flags if f.startswith(("avx", "amx", "fma"))]
     return (f"CPU: {fields.get('Model name', '?').strip()}, {fields.get('CPU(s)', '?').strip()} "
