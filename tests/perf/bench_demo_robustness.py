@@ -13,7 +13,11 @@ body-only and original trials; per world, the mean, SD, min, max and max - min o
 and the issue's targets for DomainNet body-only (every run >= 0.85, SD <= 0.05, max - min <= 0.15).
 
     python tests/perf/bench_demo_robustness.py [--seeds 0,1,2,3,4] [--threads 1,2]
-        [--isa native,avx2] [--held-out-seed 5] [--jobs 2] [--out DIR]
+        [--isa native,avx2] [--held-out-seed 5] [--cores N] [--out DIR] [--collect]
+
+Runs never oversubscribe the cores: runs at t threads go cores // t at a time (on 2 cores, the
+1-thread runs in pairs and the 2-thread runs alone), since torch's spinning worker threads make a
+2-thread run several times slower when it shares the cores with another.
 """
 
 from __future__ import annotations
@@ -35,12 +39,12 @@ CELLS = ("domainnet body", "domainnet original", "baseline original", "baseline 
 TARGET = {"min": 0.85, "std": 0.05, "range": 0.15}
 
 
-def study(isa: str, world: str, seed: int, threads: str, scene: float | None,
+def study(isa: str, world: str, seed: int, threads: int, scene: float | None,
           root: Path, quick: bool = False) -> pd.DataFrame:
-    """One `study seeds` process for one seed at every thread count; its seeds.csv, labelled."""
-    out = root / f"{world}-{isa}-seed-{seed}"
+    """One `study seeds` process for one seed at one thread count; its seeds.csv, labelled."""
+    out = root / f"{world}-{isa}-t{threads}-seed-{seed}"
     cmd = [sys.executable, "-m", "bodyscene.cli", "study", "seeds", "--seeds", str(seed),
-           "--threads", threads, "--out", str(out), "--quiet"]
+           "--threads", str(threads), "--out", str(out), "--quiet"]
     if scene is not None:
         cmd += ["--scene-consistency", str(scene)]
     if quick:
@@ -50,15 +54,16 @@ def study(isa: str, world: str, seed: int, threads: str, scene: float | None,
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if proc.returncode:
         sys.exit(f"{' '.join(cmd)} ({isa}) failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-    print(f"  done: {world} seed {seed} {isa} ({time.perf_counter() - t0:.0f} s)", flush=True)
+    print(f"  done: {world} seed {seed} {isa} {threads} thread(s) "
+          f"({time.perf_counter() - t0:.0f} s)", flush=True)
     return pd.read_csv(out / "seeds.csv").assign(isa=isa, world=world)
 
 
 def collect(root: Path) -> pd.DataFrame:
-    """The seeds.csv of every finished study under `root` (folders WORLD-ISA-seed-N)."""
+    """The seeds.csv of every finished study under `root` (folders WORLD-ISA-tT-seed-N)."""
     parts = []
     for csv in sorted(root.glob("*-seed-*/seeds.csv")):
-        world, isa = csv.parent.name.rsplit("-seed-", 1)[0].rsplit("-", 1)
+        world, isa, _ = csv.parent.name.rsplit("-seed-", 1)[0].rsplit("-", 2)
         parts.append(pd.read_csv(csv).assign(isa=isa, world=world))
     if not parts:
         sys.exit(f"{root}: no finished study (no */seeds.csv)")
@@ -103,7 +108,8 @@ def main() -> None:
     ap.add_argument("--isa", default="native,avx2")
     ap.add_argument("--held-out-seed", type=int, default=5,
                     help="the held-out world's seed (scene consistency 0.8); -1: none")
-    ap.add_argument("--jobs", type=int, default=2, help="study processes at a time")
+    ap.add_argument("--cores", type=int, default=os.cpu_count() or 1,
+                    help="cores to fill: runs at t threads go max(1, cores // t) at a time")
     ap.add_argument("--out", help="keep every run here (default: a temporary folder)")
     ap.add_argument("--collect", action="store_true",
                     help="run nothing: print the table over the studies already in --out "
@@ -117,6 +123,7 @@ def main() -> None:
     if bad:
         sys.exit(f"--isa: expected native and/or avx2, got {bad[0]!r}")
     print(cpu_line())
+    threads = [int(t) for t in args.threads.split(",")]
     print(f"torch threads per run: {args.threads}; instruction sets: {', '.join(isas)}")
     if args.collect:
         if not args.out:
@@ -126,17 +133,18 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="bench_robust_") as tmp:
             root = Path(args.out) if args.out else Path(tmp)
             root.mkdir(parents=True, exist_ok=True)
-            # each instruction set's seeds in turn, its held-out world after them: a sweep
-            # stopped early has whole instruction sets
-            tasks = []
-            for isa in isas:
-                tasks += [(isa, "demo", s, None) for s in seeds]
-                if args.held_out_seed >= 0:
-                    tasks.append((isa, "held-out", args.held_out_seed, 0.8))
-            t0 = time.perf_counter()
-            with ThreadPoolExecutor(args.jobs) as pool:
-                tables = list(pool.map(lambda t: study(*t[:3], args.threads, t[3], root,
-                                                               args.quick), tasks))
+            # per thread count, each instruction set's seeds in turn and its held-out world
+            # after them: a sweep stopped early has whole instruction sets
+            tables, t0 = [], time.perf_counter()
+            for n in threads:
+                tasks = []
+                for isa in isas:
+                    tasks += [(isa, "demo", s, None) for s in seeds]
+                    if args.held_out_seed >= 0:
+                        tasks.append((isa, "held-out", args.held_out_seed, 0.8))
+                with ThreadPoolExecutor(max(1, args.cores // n)) as pool:
+                    tables += pool.map(lambda t, n=n: study(*t[:3], n, t[3], root, args.quick),
+                                       tasks)
             wall = time.perf_counter() - t0
         table = pd.concat(tables, ignore_index=True)
     wide = headline(table)
@@ -155,7 +163,7 @@ def main() -> None:
               + ("meets the targets" if body.min() >= TARGET["min"] and sd <= TARGET["std"]
                  and body.max() - body.min() <= TARGET["range"] else "MISSES a target"))
     if wall == wall:
-        print(f"\n{len(wide)} runs in {wall / 60:.1f} min wall ({args.jobs} at a time; "
+        print(f"\n{len(wide)} runs in {wall / 60:.1f} min wall ({args.cores} cores filled; "
               f"not a timing)")
 
 
