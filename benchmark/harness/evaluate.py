@@ -51,6 +51,9 @@ class EvalConfig:
     device: str = "auto"           # auto: CUDA, then MPS, then CPU (the choice is recorded)
     amp: bool = False              # float16 autocast on CUDA
     cache: str = "stream"          # stream (decode per batch) | memory | mmap | a folder
+    threads: int | None = None     # CPU threads, pinned with deterministic kernels (the count
+                                   # sums floats in its own order); None: as torch is set.
+                                   # The count used is recorded either way.
     progress: bool = True
 
 
@@ -225,6 +228,8 @@ def evaluate(cfg: EvalConfig, manifest: "Manifest | None" = None) -> list[Path]:
 
 def score(run: ModelRun, manifest: "Manifest", cfg: EvalConfig) -> list[Path]:
     """Run `run.model` on the split's trials and write its predictions and run record."""
+    import torch
+
     from bodyscene.provenance import write_run_record
     from bodyscene.tables import write_csv_atomic
 
@@ -232,7 +237,7 @@ def score(run: ModelRun, manifest: "Manifest", cfg: EvalConfig) -> list[Path]:
     from .inputs import input_spec, model_frames
     from .predict import default_readout, predict, stream_readouts
     from .predictions import columns_for, prediction_row
-    from .runtime import select_device
+    from .runtime import cpu_capability, pin_numerics, select_device
 
     out = Path(cfg.out)
     if out.suffix != ".csv":
@@ -248,6 +253,8 @@ def score(run: ModelRun, manifest: "Manifest", cfg: EvalConfig) -> list[Path]:
         raise BadInput(f"{existing[0]}: a predictions file already exists (nothing is "
                        f"overwritten); choose another --out")
     spec = input_spec(model, run.size or cfg.image_size, cfg.clips, name)
+    if cfg.threads is not None:
+        pin_numerics(cfg.threads)
     device = select_device(cfg.device)
     if cfg.amp and device.type != "cuda":
         raise BadInput(f"--amp (float16 autocast) needs a CUDA device; this run is on "
@@ -283,7 +290,8 @@ def score(run: ModelRun, manifest: "Manifest", cfg: EvalConfig) -> list[Path]:
                      manifest_sha256=manifest.sha256, actions=actions, readouts=readouts,
                      default_readout=chosen, input=spec.record(), **clips, **run.facts,
                      agent=run.agent(out.stem), device=str(device),
-                     amp=bool(cfg.amp), outputs=written)
+                     amp=bool(cfg.amp), threads_used=torch.get_num_threads(),
+                     cpu_capability=cpu_capability(), outputs=written)
     return written
 
 

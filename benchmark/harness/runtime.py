@@ -75,3 +75,14 @@ def pin_numerics(threads: int) -> None:
         raise ConfigError("threads", f"at least 1, got {threads}")
     torch.set_num_threads(threads)
     torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def cpu_capability() -> str:
+    """The instruction set torch's CPU kernels use here (ATEN_CPU_CAPABILITY lowers it): with
+    the thread count, what decides the order floats are summed in; recorded beside results."""
+    import torch
+
+    try:
+        return str(torch.backends.cpu.get_cpu_capability())
+    except AttributeError:  # torch < 2.1
+        return "unknown"

@@ -157,16 +157,6 @@ def _plot_noise(table: pd.DataFrame, out: Path, retrain: bool) -> None:
     save_figure(fig, out)
 
 
-def cpu_capability() -> str:
-    """The instruction set torch's CPU kernels use here (ATEN_CPU_CAPABILITY lowers it)."""
-    import torch
-
-    try:
-        return str(torch.backends.cpu.get_cpu_capability())
-    except AttributeError:  # torch < 2.1
-        return "unknown"
-
-
 HEADLINE = (("domainnet", "body"), ("domainnet", "original"), ("baseline", "original"),
             ("baseline", "body"))
 
@@ -174,6 +164,8 @@ HEADLINE = (("domainnet", "body"), ("domainnet", "original"), ("baseline", "orig
 def study_seeds(cfg, out: Path, seeds: list[int], threads: list[int] | None = None) -> Path:
     """The demo once per seed and thread count (each seed's world rendered once: stimuli do
     not depend on threads); the table every claim about the demo's effect rests on."""
+    from bodyscene.benchmark.harness.runtime import cpu_capability
+
     out = fresh_output_dir(out)
     threads = list(threads or [cfg.threads])
     isa = cpu_capability()
