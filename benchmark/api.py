@@ -24,7 +24,7 @@ from bodyscene.errors import BadInput
 
 # keyword settings of evaluate() beyond its named parameters, by the path they go to
 _RUN_SETTINGS = ("num_classes", "label_combine", "image_size", "clips", "readout",
-                 "aggregation", "cache")
+                 "aggregation", "cache", "threads")
 _CALLABLE_SETTINGS = ("input", "views", "image_size", "clip_frames", "clip_sampling",
                       "clip_layout", "input_transform", "aggregation")
 
@@ -46,7 +46,8 @@ def evaluate(model: Any, trials: str | Path, *, out: str | Path | None = None,
     The agent is `name`, else out's stem, else the model's name. `device="auto"` picks CUDA,
     then MPS, then CPU (recorded in `.attrs["run"]["device"]`); `amp` autocasts on CUDA.
     Further `settings`: num_classes, label_combine, image_size, clips, readout, aggregation,
-    cache; for a function: input, views, image_size, clip_frames, clip_sampling, clip_layout,
+    cache, threads (CPU threads, pinned with deterministic kernels; default: torch's setting
+    as it is, recorded either way); for a function: input, views, image_size, clip_frames, clip_sampling, clip_layout,
     input_transform, aggregation."""
     from bodyscene.benchmark.harness.predictions import read_predictions
 

@@ -103,6 +103,10 @@ def _register_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto",
                    help="auto (CUDA, then MPS, then CPU; recorded) | cpu | cuda | cuda:N | mps")
     p.add_argument("--amp", action="store_true", help="float16 autocast (CUDA only)")
+    p.add_argument("--threads", type=int, default=2,
+                   help="CPU threads (default 2): on a CPU part of the result, as in training "
+                        "(the count sets the order floats are summed in); recorded in the run "
+                        "record")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_evaluate)
 
@@ -128,6 +132,8 @@ def _evaluate(args: argparse.Namespace) -> int:
                             or args.image_size or args.random_init):
         raise BadInput("--weights, --random-init, --option, --num-classes, --label-map and "
                        "--image-size go with --model; a checkpoint carries its own")
+    if args.threads < 1:
+        raise BadInput(f"--threads: at least 1, got {args.threads}")
     preds = evaluate(
         Path(args.checkpoint) if args.checkpoint else args.model, args.trials, out=args.out,
         weights=args.weights, random_init=args.random_init, options=_options(args.option),
@@ -135,7 +141,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         batch_size=args.batch_size, split=args.split, progress=not args.quiet,
         num_classes=args.num_classes, label_combine=args.label_combine,
         image_size=args.image_size, clips=args.clips, readout=args.readout,
-        aggregation=args.aggregation, cache=args.cache)
+        aggregation=args.aggregation, cache=args.cache, threads=args.threads)
     run = preds.attrs["run"]
     for path in run["outputs"]:
         print(f"wrote {path}")

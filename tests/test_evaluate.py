@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from bodyscene.benchmark.harness.checkpoint import load_model
@@ -192,3 +193,30 @@ def test_evaluate_command(toy, domainnet_run, tmp_path, capsys):
                  str(toy), "--out", str(tmp_path / "x.csv"), "--readout", "vote"]) == 2
     assert "readout 'vote': model 'domainnet' offers sum, softmax-sum, stream" in \
         capsys.readouterr().err
+
+
+def test_evaluate_pins_and_records_threads(toy, domainnet_run, tmp_path, capsys):
+    """`--threads` fixes the count whatever torch was set to before (the same predictions to the
+    byte), and the run record says the count and the CPU capability used (issue 20)."""
+    from bodyscene.cli import main
+
+    before = torch.get_num_threads()
+    try:
+        outs = []
+        for disturb in (3, 1):
+            torch.set_num_threads(disturb)
+            out = tmp_path / f"after-{disturb}" / "dn.csv"
+            assert main(["evaluate", "--checkpoint", str(domainnet_run / "last.pt"), "--trials",
+                         str(toy), "--out", str(out), "--threads", "1", "--quiet"]) == 0
+            assert torch.get_num_threads() == 1
+            record = json.loads((out.parent / "dn.run.json").read_text())
+            assert record["config"]["threads"] == 1 and record["threads_used"] == 1
+            assert record["cpu_capability"] == str(torch.backends.cpu.get_cpu_capability())
+            outs.append(read_predictions(out).drop(columns=["timestamp"]))
+        pd.testing.assert_frame_equal(outs[0], outs[1], check_exact=True)
+        assert main(["evaluate", "--checkpoint", str(domainnet_run / "last.pt"), "--trials",
+                     str(toy), "--out", str(tmp_path / "z.csv"), "--threads", "0"]) == 2
+        assert "--threads" in capsys.readouterr().err
+        assert not (tmp_path / "z.csv").exists()
+    finally:
+        torch.set_num_threads(before)
