@@ -26,6 +26,25 @@ def versions() -> dict[str, str]:
     return found
 
 
+def numerics() -> dict[str, Any] | None:
+    """What decides the order floats are summed in, where torch is loaded (it is imported by
+    whatever trained or scored; a core-only run has none): its thread count, CPU instruction
+    set and deterministic-kernel switch, and the variables that lower the instruction set."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return None
+    found: dict[str, Any] = {"torch_threads": torch.get_num_threads(),
+                             "deterministic": torch.are_deterministic_algorithms_enabled()}
+    try:
+        found["cpu_capability"] = str(torch.backends.cpu.get_cpu_capability())
+    except AttributeError:  # torch < 2.1
+        found["cpu_capability"] = "unknown"
+    for name in ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "OMP_NUM_THREADS"):
+        if os.environ.get(name):
+            found[name] = os.environ[name]
+    return found
+
+
 def _jsonable(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {k: _jsonable(v) for k, v in dataclasses.asdict(value).items()}
@@ -61,6 +80,7 @@ def write_run_record(out_dir: str | Path, config: Any, seed: int | None,
         "cwd": os.getcwd(),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "versions": versions(),
+        "numerics": numerics(),
         **{k: _jsonable(v) for k, v in extra.items()},
     }
     from .tables import write_json_atomic

@@ -80,9 +80,8 @@ def pin_numerics(threads: int) -> None:
 def cpu_capability() -> str:
     """The instruction set torch's CPU kernels use here (ATEN_CPU_CAPABILITY lowers it): with
     the thread count, what decides the order floats are summed in; recorded beside results."""
-    import torch
+    import torch  # noqa: F401  (numerics reads the loaded module)
 
-    try:
-        return str(torch.backends.cpu.get_cpu_capability())
-    except AttributeError:  # torch < 2.1
-        return "unknown"
+    from bodyscene.provenance import numerics
+
+    return numerics()["cpu_capability"]
