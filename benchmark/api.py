@@ -47,8 +47,8 @@ def evaluate(model: Any, trials: str | Path, *, out: str | Path | None = None,
     then MPS, then CPU (recorded in `.attrs["run"]["device"]`); `amp` autocasts on CUDA.
     Further `settings`: num_classes, label_combine, image_size, clips, readout, aggregation,
     cache, threads (CPU threads, pinned with deterministic kernels; default: torch's setting
-    as it is, recorded either way); for a function: input, views, image_size, clip_frames, clip_sampling, clip_layout,
-    input_transform, aggregation."""
+    as it is, recorded either way); for a function: input, views, image_size, clip_frames,
+    clip_sampling, clip_layout, input_transform, aggregation."""
     from bodyscene.benchmark.harness.predictions import read_predictions
 
     with tempfile.TemporaryDirectory(prefix="bodyscene-evaluate-") as tmp:

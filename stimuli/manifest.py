@@ -69,12 +69,15 @@ def stimulus_frames(stimulus: Path) -> list[Path]:
     return [stimulus]
 
 
+def clip_sha256(frame_digests: Iterable[str]) -> str:
+    """A clip's sha256: that of its frames' hex digests joined by newlines, in frame order."""
+    return hashlib.sha256("\n".join(frame_digests).encode("ascii")).hexdigest()
+
+
 def stimulus_sha256(stimulus: Path) -> str:
-    """A PNG's sha256, or for a clip folder the sha256 of its frames' hex digests joined by
-    newlines in file-name order."""
+    """A PNG's sha256, or for a clip folder clip_sha256 of its frames in file-name order."""
     if stimulus.is_dir():
-        digests = [file_sha256(p) for p in stimulus_frames(stimulus)]
-        return hashlib.sha256("\n".join(digests).encode("ascii")).hexdigest()
+        return clip_sha256(file_sha256(p) for p in stimulus_frames(stimulus))
     return file_sha256(stimulus)
 
 

